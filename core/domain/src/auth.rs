@@ -1,0 +1,221 @@
+//! Authentication: HTTP Basic credentials checked against argon2id hashes, with a cache of verified
+//! credentials (so a sync client's thousands of requests do not each cost an argon2 run) and
+//! throttling of failures per account and per client address. Bearer tokens (OIDC, a later
+//! issue) plug in beside [`Authenticator::verify_basic`] and yield the same [`Principal`].
+
+use crate::accounts::{Accounts, verify_password};
+use crate::CoreError;
+use hearth_types::UserId;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Who is making a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Stable user id.
+    pub id: UserId,
+    /// Login name.
+    pub username: String,
+    /// Display name.
+    pub display_name: String,
+    /// E-mail, if known.
+    pub email: Option<String>,
+}
+
+/// Throttling of failed logins.
+#[derive(Debug, Clone)]
+pub struct ThrottleConfig {
+    /// Failures allowed within `window` before the account or address is blocked.
+    pub max_failures: u32,
+    /// Window over which failures are counted.
+    pub window: Duration,
+    /// First block duration; doubles with each further failure, up to `max_block`.
+    pub block: Duration,
+    /// Longest block.
+    pub max_block: Duration,
+    /// How long a verified credential stays cached.
+    pub cache_ttl: Duration,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            window: Duration::from_secs(300),
+            block: Duration::from_secs(30),
+            max_block: Duration::from_secs(900),
+            cache_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Failures {
+    count: u32,
+    first: Option<Instant>,
+    blocked_until: Option<Instant>,
+}
+
+struct Cached {
+    digest: [u8; 32],
+    password_hash: String,
+    expires: Instant,
+}
+
+/// The authenticator.
+pub struct Authenticator {
+    accounts: Arc<Accounts>,
+    cfg: ThrottleConfig,
+    /// Per-process random key, so cached digests are useless outside this process.
+    key: [u8; 32],
+    cache: Mutex<HashMap<String, Cached>>,
+    by_user: Mutex<HashMap<String, Failures>>,
+    by_addr: Mutex<HashMap<IpAddr, Failures>>,
+}
+
+impl Authenticator {
+    pub(crate) fn new(accounts: Arc<Accounts>, cfg: ThrottleConfig) -> Self {
+        Self {
+            accounts,
+            cfg,
+            key: rand::random(),
+            cache: Mutex::default(),
+            by_user: Mutex::default(),
+            by_addr: Mutex::default(),
+        }
+    }
+
+    fn digest(&self, username: &str, password: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.key);
+        h.update((username.len() as u64).to_le_bytes());
+        h.update(username.as_bytes());
+        h.update(password.as_bytes());
+        h.finalize().into()
+    }
+
+    /// Checks Basic credentials. Blocking (argon2): call from a blocking thread.
+    ///
+    /// Unknown user and wrong password give the same answer; a blocked account or address gets
+    /// [`CoreError::Throttled`] without any password check.
+    pub fn verify_basic(&self, username: &str, password: &str, addr: Option<IpAddr>) -> Result<Principal, CoreError> {
+        let now = Instant::now();
+        let user = self.accounts.get(username)?;
+        let digest = self.digest(username, password);
+        if let Some(u) = &user {
+            let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(c) = cache.get(username)
+                && c.expires > now
+                && c.digest == digest
+                && c.password_hash == u.password_hash
+            {
+                return Ok(principal(u));
+            }
+        }
+        self.check_blocked(username, addr, now)?;
+        let ok = match &user {
+            Some(u) => verify_password(&u.password_hash, password),
+            None => {
+                // Spend the same time as a real check, so timing does not reveal which names exist.
+                verify_password(DUMMY_HASH, password);
+                false
+            }
+        };
+        match (ok, user) {
+            (true, Some(u)) => {
+                self.clear_failures(username, addr);
+                self.cache.lock().unwrap_or_else(PoisonError::into_inner).insert(
+                    username.to_owned(),
+                    Cached {
+                        digest,
+                        password_hash: u.password_hash.clone(),
+                        expires: now + self.cfg.cache_ttl,
+                    },
+                );
+                Ok(principal(&u))
+            }
+            _ => {
+                self.note_failure(username, addr, now);
+                Err(CoreError::Unauthenticated)
+            }
+        }
+    }
+
+    /// Looks up a user by name without credentials (for a later token-based login).
+    pub fn principal_of(&self, username: &str) -> Result<Option<Principal>, CoreError> {
+        Ok(self.accounts.get(username)?.as_ref().map(principal))
+    }
+
+    fn check_blocked(&self, username: &str, addr: Option<IpAddr>, now: Instant) -> Result<(), CoreError> {
+        let wait = |f: Option<&Failures>| {
+            f.and_then(|f| f.blocked_until)
+                .filter(|t| *t > now)
+                .map(|t| (t - now).as_secs().max(1))
+        };
+        let u = wait(self.by_user.lock().unwrap_or_else(PoisonError::into_inner).get(username));
+        let a = addr.and_then(|a| wait(self.by_addr.lock().unwrap_or_else(PoisonError::into_inner).get(&a)));
+        match u.max(a) {
+            Some(secs) => Err(CoreError::Throttled(secs)),
+            None => Ok(()),
+        }
+    }
+
+    fn note_failure(&self, username: &str, addr: Option<IpAddr>, now: Instant) {
+        let cfg = &self.cfg;
+        let bump = |f: &mut Failures, limit: u32| {
+            if f.first.is_none_or(|t| now.duration_since(t) > cfg.window) {
+                *f = Failures {
+                    count: 0,
+                    first: Some(now),
+                    blocked_until: None,
+                };
+            }
+            f.count += 1;
+            if f.count >= limit {
+                let extra = f.count - limit;
+                let block = cfg.block.saturating_mul(1u32 << extra.min(16)).min(cfg.max_block);
+                f.blocked_until = Some(now + block);
+            }
+        };
+        {
+            let mut m = self.by_user.lock().unwrap_or_else(PoisonError::into_inner);
+            bump(m.entry(username.to_owned()).or_default(), cfg.max_failures);
+            prune(&mut m, now, cfg.window);
+        }
+        if let Some(a) = addr {
+            let mut m = self.by_addr.lock().unwrap_or_else(PoisonError::into_inner);
+            // Addresses get a larger allowance: a household shares one NAT address.
+            bump(m.entry(a).or_default(), cfg.max_failures.saturating_mul(4));
+            prune(&mut m, now, cfg.window);
+        }
+    }
+
+    fn clear_failures(&self, username: &str, _addr: Option<IpAddr>) {
+        self.by_user.lock().unwrap_or_else(PoisonError::into_inner).remove(username);
+    }
+}
+
+/// Keeps the failure maps bounded: drops entries whose window and block are over.
+fn prune<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Failures>, now: Instant, window: Duration) {
+    if m.len() < 10_000 {
+        return;
+    }
+    m.retain(|_, f| {
+        f.blocked_until.is_some_and(|t| t > now) || f.first.is_some_and(|t| now.duration_since(t) <= window)
+    });
+}
+
+fn principal(u: &hearth_store::UserRecord) -> Principal {
+    Principal {
+        id: u.id,
+        username: u.username.clone(),
+        display_name: u.display_name.clone(),
+        email: u.email.clone(),
+    }
+}
+
+/// An argon2id hash of a random password, verified against when the user does not exist.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$yrXpmj8xYrFfpkc1pP7Uew2ja6QDc+xN0QFtTDk3NDQ";

@@ -1,0 +1,303 @@
+//! The storage provider for spaces on the local disk (CS3 `StorageProvider` semantics: Stat,
+//! ListContainer, CreateContainer, Delete, Move, Copy, upload/download, quota, recycle, versions,
+//! arbitrary metadata). The bytes of every file are an ordinary file with its real name in a real
+//! folder tree under `<data>/files/<user>/`; redb holds ids, etags, checksums, properties, trash and
+//! version indexes. Changes made on disk by the host user are reconciled on access and by a scan.
+
+mod history;
+mod ops;
+mod props;
+mod tree;
+mod provider;
+mod write;
+
+pub use hearth_store::{Checksums, NodeKind};
+pub use write::{ChecksumAlgo, PutOptions, Upload};
+
+use crate::auth::Principal;
+use crate::clock::now_ns;
+use crate::CoreError;
+use hearth_store::{NodeRecord, SpaceKind, SpaceRecord, Store, UserRecord, WriteTx};
+use hearth_types::{NodeId, RelPath, ResourceId, SpaceId, StorageId};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Where and how files are kept.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// The data directory (holds `hearth.redb`, `files/`, `system/`).
+    pub data_dir: PathBuf,
+    /// Quota for users without their own (`None` = unlimited).
+    pub default_quota: Option<u64>,
+    /// Versions kept per file at most.
+    pub versions_max_count: usize,
+    /// Versions older than this are removed.
+    pub versions_max_age: Duration,
+    /// Trash items older than this are purged by the background job.
+    pub trash_retention: Duration,
+}
+
+impl StorageOptions {
+    /// Defaults for a data directory.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            default_quota: None,
+            versions_max_count: 20,
+            versions_max_age: Duration::from_secs(30 * 24 * 3600),
+            trash_retention: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// What a stat or listing returns about one file or folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceInfo {
+    /// `<storage>$<space>!<node>`.
+    pub id: ResourceId,
+    /// Path from the space root.
+    pub path: RelPath,
+    /// File or folder.
+    pub kind: NodeKind,
+    /// Bytes (tree size for folders).
+    pub size: u64,
+    /// Modification time, ns since the epoch.
+    pub mtime_ns: i64,
+    /// Unquoted etag.
+    pub etag: String,
+    /// Known checksums.
+    pub checksums: Option<Checksums>,
+    /// The owner of the space.
+    pub owner: Option<hearth_types::UserId>,
+    /// Whether the caller marked it as a favourite.
+    pub favorite: bool,
+}
+
+impl ResourceInfo {
+    /// Whether this is a folder.
+    pub fn is_dir(&self) -> bool {
+        self.kind == NodeKind::Dir
+    }
+    /// The MIME type guessed from the name (`httpd/unix-directory` for folders, as ownCloud does).
+    pub fn mime(&self) -> String {
+        if self.is_dir() {
+            return "httpd/unix-directory".into();
+        }
+        self.path
+            .file_name()
+            .and_then(|n| mime_guess::from_path(n.as_str()).first())
+            .map(|m| m.essence_str().to_owned())
+            .unwrap_or_else(|| "application/octet-stream".into())
+    }
+    /// ownCloud permission letters (`oc:permissions`): the owner may do everything.
+    pub fn permissions(&self) -> &'static str {
+        if self.is_dir() { "RDNVCK" } else { "RDNVW" }
+    }
+}
+
+/// Space usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Bytes used.
+    pub used: u64,
+    /// Bytes allowed (`None` = unlimited).
+    pub total: Option<u64>,
+}
+
+impl Quota {
+    /// Bytes still free (`None` = unlimited).
+    pub fn available(&self) -> Option<u64> {
+        self.total.map(|t| t.saturating_sub(self.used))
+    }
+}
+
+/// Whether a MOVE or COPY created the destination or replaced one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MoveOutcome {
+    /// The destination did not exist (201).
+    Created,
+    /// An existing destination was replaced (204); the old one went to the trash.
+    Replaced,
+}
+
+/// The storage provider API (CS3 StorageProvider semantics), blocking: adapters call it from a
+/// blocking thread. A later gRPC adapter implements CS3 over the same trait.
+pub trait StorageProvider: Send + Sync {
+    /// The personal space of a user.
+    fn personal_space(&self, user: hearth_types::UserId) -> Result<SpaceId, CoreError>;
+    /// Stat.
+    fn stat(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<ResourceInfo, CoreError>;
+    /// ListContainer.
+    fn list(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<Vec<ResourceInfo>, CoreError>;
+    /// CreateContainer.
+    fn mkdir(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<ResourceInfo, CoreError>;
+    /// Delete (to the trash).
+    fn delete(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<(), CoreError>;
+    /// Move.
+    fn move_to(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        from: &RelPath,
+        to: &RelPath,
+        overwrite: bool,
+    ) -> Result<MoveOutcome, CoreError>;
+    /// Copy (`recursive` false = Depth 0: a collection without members).
+    fn copy_to(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        from: &RelPath,
+        to: &RelPath,
+        overwrite: bool,
+        recursive: bool,
+    ) -> Result<MoveOutcome, CoreError>;
+    /// Starts an upload into a temporary file.
+    fn begin_upload(&self, want_md5: bool) -> Result<Upload, CoreError>;
+    /// Completes an upload: verifies, checks conditions and quota, and atomically puts it in place.
+    fn finish_upload(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+        upload: Upload,
+        opts: &PutOptions,
+    ) -> Result<(ResourceInfo, bool), CoreError>;
+    /// Opens a file for reading.
+    fn open_read(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<(ResourceInfo, std::fs::File), CoreError>;
+    /// Quota of a space.
+    fn quota(&self, who: &Principal, space: SpaceId) -> Result<Quota, CoreError>;
+    /// Dead properties (arbitrary metadata): (Clark name, XML fragment).
+    fn properties(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<Vec<(String, String)>, CoreError>;
+    /// Sets (`Some`) and removes (`None`) dead properties, all or nothing.
+    fn patch_properties(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+        ops: &[(String, Option<String>)],
+    ) -> Result<(), CoreError>;
+    /// Marks or unmarks a favourite.
+    fn set_favorite(&self, who: &Principal, space: SpaceId, path: &RelPath, on: bool) -> Result<(), CoreError>;
+    /// The caller's favourites.
+    fn favorites(&self, who: &Principal) -> Result<Vec<(SpaceId, ResourceInfo)>, CoreError>;
+}
+
+/// The local-disk storage provider.
+pub struct FileStore {
+    store: Store,
+    opts: StorageOptions,
+    storage_id: StorageId,
+    tmp_dir: PathBuf,
+    trash_dir: PathBuf,
+    versions_dir: PathBuf,
+    /// Serialises the final step of writes to the same path (striped by path hash).
+    stripes: [Mutex<()>; STRIPES],
+}
+
+impl FileStore {
+    pub(crate) fn new(store: Store, opts: StorageOptions) -> Result<Self, CoreError> {
+        let system = opts.data_dir.join("system");
+        let tmp_dir = system.join("tmp");
+        let trash_dir = system.join("trash");
+        let versions_dir = system.join("versions");
+        for d in [&tmp_dir, &trash_dir, &versions_dir, &opts.data_dir.join("files")] {
+            std::fs::create_dir_all(d).map_err(|e| CoreError::io("creating the data directory layout", e))?;
+        }
+        // Leftovers of uploads interrupted by a crash: never visible under a real name, safe to drop.
+        if let Ok(entries) = std::fs::read_dir(&tmp_dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            }
+        }
+        let storage_id = store.storage_id()?;
+        Ok(Self {
+            store,
+            opts,
+            storage_id,
+            tmp_dir,
+            trash_dir,
+            versions_dir,
+            stripes: std::array::from_fn(|_| Mutex::new(())),
+        })
+    }
+
+    /// The storage provider id.
+    pub fn storage_id(&self) -> StorageId {
+        self.storage_id
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &StorageOptions {
+        &self.opts
+    }
+
+    /// Creates the personal space of a new account (inside the account's transaction).
+    pub(crate) fn create_personal_space(&self, tx: &WriteTx, user: &UserRecord) -> Result<(), CoreError> {
+        let id = SpaceId(user.id.0);
+        let rec = SpaceRecord {
+            id,
+            kind: SpaceKind::Personal,
+            owner: Some(user.id),
+            name: user.display_name.clone(),
+            dir: format!("files/{}", user.username),
+        };
+        let dir = self.opts.data_dir.join(&rec.dir);
+        std::fs::create_dir_all(&dir).map_err(|e| CoreError::io("creating the space folder", e))?;
+        tx.put_space(&rec)?;
+        tx.put_node(
+            NodeId(id.0),
+            &NodeRecord {
+                space: id,
+                parent: None,
+                name: String::new(),
+                kind: NodeKind::Dir,
+                size: 0,
+                mtime_ns: now_ns(),
+                etag: tree::new_etag(),
+                checksums: None,
+                disk_mtime_ns: 0,
+                disk_size: 0,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Drops the records of a removed account's space (its files stay on disk).
+    pub(crate) fn forget_personal_space(&self, tx: &WriteTx, user: &UserRecord) -> Result<(), CoreError> {
+        let id = SpaceId(user.id.0);
+        tree::remove_subtree(tx, NodeId(id.0))?;
+        tx.remove_space(id)?;
+        Ok(())
+    }
+
+    /// Every space (for the background scan).
+    pub fn spaces(&self) -> Result<Vec<SpaceRecord>, CoreError> {
+        Ok(self.store.read(|tx| tx.spaces())?)
+    }
+
+    fn space_for(&self, who: &Principal, space: SpaceId) -> Result<SpaceRecord, CoreError> {
+        let rec = self
+            .store
+            .read(|tx| tx.space(space))?
+            .ok_or_else(|| CoreError::NotFound("no such space".into()))?;
+        // Only the owner sees a personal space (sharing comes later); others get a plain 404.
+        if rec.owner != Some(who.id) {
+            return Err(CoreError::NotFound("no such space".into()));
+        }
+        Ok(rec)
+    }
+
+    #[expect(clippy::indexing_slicing, reason = "the index is reduced modulo STRIPES")]
+    fn stripe(&self, key: &std::path::Path) -> std::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        let i = usize::try_from(h.finish() % STRIPES as u64).unwrap_or(0) % STRIPES;
+        self.stripes[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+const STRIPES: usize = 64;

@@ -1,0 +1,285 @@
+//! Namespace operations: create folder, delete (to the trash), move and copy. A replaced
+//! destination is swapped out atomically (Linux `renameat2(RENAME_EXCHANGE)`) and then moved to the
+//! trash, so a crash at any point leaves either the old or the new destination under its name.
+
+use super::tree::{Located, new_etag, probe, propagate, record_from_disk, remove_subtree, to_i64};
+use super::{FileStore, MoveOutcome, ResourceInfo};
+use crate::clock::now_secs;
+use crate::CoreError;
+use hearth_store::{NodeKind, SpaceRecord, TrashRecord, WriteTx};
+use hearth_types::{Name, NodeId, RelPath};
+use std::path::{Path, PathBuf};
+
+fn fsync_dir(dir: &Path) -> Result<(), CoreError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| CoreError::io("syncing a folder", e))
+}
+
+/// Atomically swaps two paths.
+fn exchange(a: &Path, b: &Path) -> Result<(), CoreError> {
+    rustix::fs::renameat_with(rustix::fs::CWD, a, rustix::fs::CWD, b, rustix::fs::RenameFlags::EXCHANGE)
+        .map_err(|e| CoreError::io("replacing the destination", std::io::Error::from(e)))
+}
+
+fn check_pair(from: &RelPath, to: &RelPath) -> Result<(), CoreError> {
+    if from.is_root() {
+        return Err(CoreError::PermissionDenied("the space root cannot be moved or copied".into()));
+    }
+    if to.is_root() {
+        return Err(CoreError::BadRequest("the space root cannot be overwritten".into()));
+    }
+    if from == to {
+        return Err(CoreError::PermissionDenied("source and destination are the same".into()));
+    }
+    if to.starts_with(from) {
+        return Err(CoreError::Conflict("a folder cannot be moved or copied into itself".into()));
+    }
+    Ok(())
+}
+
+impl FileStore {
+    pub(crate) fn mkdir_impl(&self, space: &SpaceRecord, path: &RelPath) -> Result<ResourceInfo, CoreError> {
+        if path.is_root() || self.try_locate(space, path)?.is_some() {
+            return Err(CoreError::AlreadyExists(format!("{path} already exists")));
+        }
+        let (parent, name) = self.locate_parent(space, path)?;
+        let disk = parent.disk.join(name.as_str());
+        match std::fs::create_dir(&disk) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(CoreError::AlreadyExists(format!("{path} already exists")));
+            }
+            Err(e) => return Err(CoreError::io("creating a folder", e)),
+        }
+        fsync_dir(&parent.disk)?;
+        let meta = std::fs::symlink_metadata(&disk).map_err(|e| CoreError::io("creating a folder", e))?;
+        let id = NodeId::random();
+        let rec = record_from_disk(space.id, parent.id, name.as_str(), NodeKind::Dir, &meta);
+        self.store.write(|tx| -> Result<(), CoreError> {
+            tx.put_node(id, &rec)?;
+            tx.put_child(parent.id, name.as_str(), id)?;
+            propagate(tx, parent.id, 0)?;
+            Ok(())
+        })?;
+        Ok(self.info(space, path.clone(), id, &rec, false))
+    }
+
+    pub(crate) fn delete_impl(&self, space: &SpaceRecord, path: &RelPath) -> Result<(), CoreError> {
+        if path.is_root() {
+            return Err(CoreError::PermissionDenied("the space root cannot be deleted".into()));
+        }
+        let loc = self.locate(space, path)?;
+        let key = self.stash_in_trash(space, &loc.disk)?;
+        self.store.write(|tx| -> Result<(), CoreError> {
+            let parent = loc.rec.parent.ok_or_else(|| CoreError::Internal("node without parent".into()))?;
+            tx.remove_child(parent, &loc.rec.name)?;
+            self.trash_records(tx, space, &key, &loc, path)?;
+            propagate(tx, parent, -to_i64(loc.rec.size))?;
+            Ok(())
+        })
+    }
+
+    /// Moves a disk entry into the space's trash folder; returns its trash key.
+    pub(crate) fn stash_in_trash(&self, space: &SpaceRecord, disk: &Path) -> Result<String, CoreError> {
+        let dir = self.trash_dir.join(space.id.to_string());
+        std::fs::create_dir_all(&dir).map_err(|e| CoreError::io("creating the trash folder", e))?;
+        let key = uuid::Uuid::new_v4().simple().to_string();
+        std::fs::rename(disk, dir.join(&key)).map_err(|e| CoreError::io("moving to the trash", e))?;
+        Ok(key)
+    }
+
+    /// Records a trashed node and drops its live records.
+    fn trash_records(&self, tx: &WriteTx, space: &SpaceRecord, key: &str, loc: &Located, path: &RelPath) -> Result<(), CoreError> {
+        remove_subtree(tx, loc.id)?;
+        tx.put_trash(
+            space.id,
+            &TrashRecord {
+                key: key.to_owned(),
+                original_path: path.to_string(),
+                kind: loc.rec.kind,
+                size: loc.rec.size,
+                deleted_at: now_secs(),
+                node: loc.id,
+            },
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn move_impl(&self, space: &SpaceRecord, from: &RelPath, to: &RelPath, overwrite: bool) -> Result<MoveOutcome, CoreError> {
+        check_pair(from, to)?;
+        let src = self.locate(space, from)?;
+        let (dparent, dname) = self.locate_parent(space, to)?;
+        let target = dparent.disk.join(dname.as_str());
+        let _guard = self.stripe(&target);
+        let old = self.try_locate(space, to)?;
+        if old.is_some() && !overwrite {
+            return Err(CoreError::PreconditionFailed(format!("{to} exists and Overwrite is F")));
+        }
+        let src_parent_disk = src.disk.parent().map(Path::to_path_buf).unwrap_or_default();
+        let trashed = match &old {
+            Some(o) => {
+                exchange(&src.disk, &o.disk)?;
+                // The old destination now sits at the source path.
+                Some(self.stash_in_trash(space, &src.disk)?)
+            }
+            None => {
+                std::fs::rename(&src.disk, &target).map_err(|e| CoreError::io("moving", e))?;
+                None
+            }
+        };
+        fsync_dir(&src_parent_disk)?;
+        fsync_dir(&dparent.disk)?;
+        self.store.write(|tx| -> Result<(), CoreError> {
+            let sparent = src.rec.parent.ok_or_else(|| CoreError::Internal("node without parent".into()))?;
+            tx.remove_child(sparent, &src.rec.name)?;
+            let mut old_size = 0;
+            if let (Some(o), Some(key)) = (&old, &trashed) {
+                tx.remove_child(dparent.id, dname.as_str())?;
+                self.trash_records(tx, space, key, o, to)?;
+                old_size = o.rec.size;
+            }
+            let mut rec = src.rec.clone();
+            rec.parent = Some(dparent.id);
+            rec.name = dname.as_str().to_owned();
+            tx.put_node(src.id, &rec)?;
+            tx.put_child(dparent.id, dname.as_str(), src.id)?;
+            propagate(tx, sparent, -to_i64(rec.size))?;
+            propagate(tx, dparent.id, to_i64(rec.size) - to_i64(old_size))?;
+            Ok(())
+        })?;
+        Ok(if old.is_some() { MoveOutcome::Replaced } else { MoveOutcome::Created })
+    }
+
+    pub(crate) fn copy_impl(
+        &self,
+        space: &SpaceRecord,
+        from: &RelPath,
+        to: &RelPath,
+        overwrite: bool,
+        recursive: bool,
+    ) -> Result<MoveOutcome, CoreError> {
+        check_pair(from, to)?;
+        let src = self.locate(space, from)?;
+        let (dparent, dname) = self.locate_parent(space, to)?;
+        let target = dparent.disk.join(dname.as_str());
+        let tmp = self.tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
+        let copied = copy_tree(&src.disk, &tmp, recursive);
+        if let Err(e) = copied {
+            let _ = std::fs::remove_dir_all(&tmp).or_else(|_| std::fs::remove_file(&tmp));
+            return Err(e);
+        }
+        let _guard = self.stripe(&target);
+        let old = self.try_locate(space, to)?;
+        if old.is_some() && !overwrite {
+            let _ = std::fs::remove_dir_all(&tmp).or_else(|_| std::fs::remove_file(&tmp));
+            return Err(CoreError::PreconditionFailed(format!("{to} exists and Overwrite is F")));
+        }
+        let trashed = match &old {
+            Some(o) => {
+                exchange(&tmp, &o.disk)?;
+                Some(self.stash_in_trash(space, &tmp)?)
+            }
+            None => {
+                std::fs::rename(&tmp, &target).map_err(|e| CoreError::io("copying", e))?;
+                None
+            }
+        };
+        fsync_dir(&dparent.disk)?;
+        self.store.write(|tx| -> Result<(), CoreError> {
+            let mut old_size = 0;
+            if let (Some(o), Some(key)) = (&old, &trashed) {
+                tx.remove_child(dparent.id, dname.as_str())?;
+                self.trash_records(tx, space, key, o, to)?;
+                old_size = o.rec.size;
+            }
+            let size = build_records(tx, space, &target, dparent.id, &dname, Some(src.id))?;
+            propagate(tx, dparent.id, to_i64(size) - to_i64(old_size))?;
+            Ok(())
+        })?;
+        Ok(if old.is_some() { MoveOutcome::Replaced } else { MoveOutcome::Created })
+    }
+}
+
+/// Copies a file or folder tree on disk, keeping modification times; files are fsynced.
+fn copy_tree(src: &Path, dst: &Path, recursive: bool) -> Result<(), CoreError> {
+    let mut stack: Vec<(PathBuf, PathBuf, bool)> = vec![(src.to_path_buf(), dst.to_path_buf(), true)];
+    while let Some((s, d, descend)) = stack.pop() {
+        let Some((kind, meta)) = probe(&s)? else { continue };
+        match kind {
+            NodeKind::File => {
+                std::fs::copy(&s, &d).map_err(|e| CoreError::io("copying a file", e))?;
+                let f = std::fs::File::options()
+                    .write(true)
+                    .open(&d)
+                    .map_err(|e| CoreError::io("copying a file", e))?;
+                if let Ok(t) = meta.modified() {
+                    f.set_modified(t).map_err(|e| CoreError::io("copying a file", e))?;
+                }
+                f.sync_all().map_err(|e| CoreError::io("copying a file", e))?;
+            }
+            NodeKind::Dir => {
+                std::fs::create_dir(&d).map_err(|e| CoreError::io("copying a folder", e))?;
+                if descend && recursive {
+                    for entry in std::fs::read_dir(&s).map_err(|e| CoreError::io("copying a folder", e))? {
+                        let entry = entry.map_err(|e| CoreError::io("copying a folder", e))?;
+                        let name = entry.file_name();
+                        if name.to_str().is_none_or(|n| Name::new(n).is_err()) {
+                            continue;
+                        }
+                        stack.push((s.join(&name), d.join(&name), true));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates records for a freshly copied tree at `disk` (named `name` under `parent`), carrying over
+/// checksums and dead properties from the source nodes. Returns the tree size.
+fn build_records(
+    tx: &WriteTx,
+    space: &SpaceRecord,
+    disk: &Path,
+    parent: NodeId,
+    name: &Name,
+    source: Option<NodeId>,
+) -> Result<u64, CoreError> {
+    let Some((kind, meta)) = probe(disk)? else { return Ok(0) };
+    let id = NodeId::random();
+    let mut rec = record_from_disk(space.id, parent, name.as_str(), kind, &meta);
+    let src_rec = match source {
+        Some(s) => tx.node(s)?,
+        None => None,
+    };
+    if let (Some(s), Some(sr)) = (source, &src_rec) {
+        if kind == NodeKind::File && sr.disk_size == rec.disk_size {
+            rec.checksums = sr.checksums.clone();
+        }
+        for (k, v) in tx.props(s)? {
+            tx.put_prop(id, &k, &v)?;
+        }
+    }
+    if kind == NodeKind::Dir {
+        let mut total = 0u64;
+        let mut names: Vec<String> = std::fs::read_dir(disk)
+            .map_err(|e| CoreError::io("copying a folder", e))?
+            .filter_map(|e| e.ok().and_then(|e| e.file_name().into_string().ok()))
+            .collect();
+        names.sort();
+        for n in names {
+            let Ok(child_name) = Name::new(&n) else { continue };
+            let child_src = match source {
+                Some(s) => tx.child(s, &n)?,
+                None => None,
+            };
+            total += build_records(tx, space, &disk.join(&n), id, &child_name, child_src)?;
+        }
+        rec.size = total;
+    }
+    rec.etag = new_etag();
+    tx.put_node(id, &rec)?;
+    tx.put_child(parent, name.as_str(), id)?;
+    Ok(rec.size)
+}

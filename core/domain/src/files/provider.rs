@@ -1,0 +1,118 @@
+//! [`StorageProvider`] for [`FileStore`]: access checks, then the operation.
+
+use super::{FileStore, MoveOutcome, PutOptions, Quota, ResourceInfo, StorageProvider, Upload};
+use crate::auth::Principal;
+use crate::CoreError;
+use hearth_types::{NodeId, RelPath, SpaceId, UserId};
+
+impl StorageProvider for FileStore {
+    fn personal_space(&self, user: UserId) -> Result<SpaceId, CoreError> {
+        let id = SpaceId(user.0);
+        match self.store.read(|tx| tx.space(id))? {
+            Some(_) => Ok(id),
+            None => Err(CoreError::NotFound("the user has no personal space".into())),
+        }
+    }
+
+    fn stat(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<ResourceInfo, CoreError> {
+        let space = self.space_for(who, space)?;
+        let loc = self.locate(&space, path)?;
+        let fav = self.favorite_flags(who.id, &[loc.id])?.first().copied().unwrap_or(false);
+        Ok(self.info(&space, path.clone(), loc.id, &loc.rec, fav))
+    }
+
+    fn list(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<Vec<ResourceInfo>, CoreError> {
+        let space = self.space_for(who, space)?;
+        let dir = self.locate(&space, path)?;
+        if dir.rec.kind != hearth_store::NodeKind::Dir {
+            return Err(CoreError::Conflict(format!("{path} is not a folder")));
+        }
+        let entries = self.list_dir(&space, &dir, path)?;
+        let ids: Vec<NodeId> = entries.iter().map(|(_, id, _)| *id).collect();
+        let favs = self.favorite_flags(who.id, &ids)?;
+        Ok(entries
+            .into_iter()
+            .zip(favs)
+            .map(|((p, id, rec), fav)| self.info(&space, p, id, &rec, fav))
+            .collect())
+    }
+
+    fn mkdir(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<ResourceInfo, CoreError> {
+        let space = self.space_for(who, space)?;
+        self.mkdir_impl(&space, path)
+    }
+
+    fn delete(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<(), CoreError> {
+        let space = self.space_for(who, space)?;
+        self.delete_impl(&space, path)
+    }
+
+    fn move_to(&self, who: &Principal, space: SpaceId, from: &RelPath, to: &RelPath, overwrite: bool) -> Result<MoveOutcome, CoreError> {
+        let space = self.space_for(who, space)?;
+        self.move_impl(&space, from, to, overwrite)
+    }
+
+    fn copy_to(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        from: &RelPath,
+        to: &RelPath,
+        overwrite: bool,
+        recursive: bool,
+    ) -> Result<MoveOutcome, CoreError> {
+        let space = self.space_for(who, space)?;
+        self.copy_impl(&space, from, to, overwrite, recursive)
+    }
+
+    fn begin_upload(&self, want_md5: bool) -> Result<Upload, CoreError> {
+        self.begin_upload_impl(want_md5)
+    }
+
+    fn finish_upload(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+        upload: Upload,
+        opts: &PutOptions,
+    ) -> Result<(ResourceInfo, bool), CoreError> {
+        self.finish_upload_impl(who, space, path, upload, opts)
+    }
+
+    fn open_read(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<(ResourceInfo, std::fs::File), CoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let space = self.space_for(who, space)?;
+        let loc = self.locate(&space, path)?;
+        let file = std::fs::File::options()
+            .read(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&loc.disk)
+            .map_err(|e| CoreError::io("opening a file", e))?;
+        Ok((self.info(&space, path.clone(), loc.id, &loc.rec, false), file))
+    }
+
+    fn quota(&self, who: &Principal, space: SpaceId) -> Result<Quota, CoreError> {
+        let space = self.space_for(who, space)?;
+        self.quota_impl(&space)
+    }
+
+    fn properties(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<Vec<(String, String)>, CoreError> {
+        let space = self.space_for(who, space)?;
+        self.properties_impl(&space, path)
+    }
+
+    fn patch_properties(&self, who: &Principal, space: SpaceId, path: &RelPath, ops: &[(String, Option<String>)]) -> Result<(), CoreError> {
+        let space = self.space_for(who, space)?;
+        self.patch_impl(&space, path, ops)
+    }
+
+    fn set_favorite(&self, who: &Principal, space: SpaceId, path: &RelPath, on: bool) -> Result<(), CoreError> {
+        let space = self.space_for(who, space)?;
+        self.set_favorite_impl(who, &space, path, on)
+    }
+
+    fn favorites(&self, who: &Principal) -> Result<Vec<(SpaceId, ResourceInfo)>, CoreError> {
+        self.favorites_impl(who)
+    }
+}

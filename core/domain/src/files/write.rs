@@ -1,0 +1,301 @@
+//! Uploads: content is streamed into a temporary file beside the data (hashing as it goes), then
+//! fsynced and renamed over the real name in one step, so a reader (or a crash) only ever sees the
+//! old content or the new content whole. The replaced content is kept as a version (hard link).
+
+use super::tree::{Located, new_etag, propagate, record_from_disk, to_i64};
+use super::{FileStore, ResourceInfo};
+use crate::auth::Principal;
+use crate::clock::{now_ns, system_ns};
+use crate::CoreError;
+use hearth_store::{Checksums, NodeKind, VersionRecord};
+use hearth_types::{NodeId, RelPath, SpaceId};
+use sha1::Digest;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+/// A checksum algorithm clients may send (`OC-Checksum: SHA1:<hex>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChecksumAlgo {
+    /// SHA-1.
+    Sha1,
+    /// MD5.
+    Md5,
+    /// Adler-32.
+    Adler32,
+}
+
+impl ChecksumAlgo {
+    /// Parses `SHA1`, `MD5`, `ADLER32` (any case).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_uppercase().as_str() {
+            "SHA1" => Some(Self::Sha1),
+            "MD5" => Some(Self::Md5),
+            "ADLER32" => Some(Self::Adler32),
+            _ => None,
+        }
+    }
+}
+
+/// Conditions and metadata of a PUT.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    /// `If-Match`: the current etag must be one of these (unquoted; `*` = must exist).
+    pub if_match: Option<Vec<String>>,
+    /// `If-None-Match`: the current etag must be none of these (`*` = must not exist).
+    pub if_none_match: Option<Vec<String>>,
+    /// `X-OC-Mtime`: the modification time to set, in seconds.
+    pub mtime_secs: Option<i64>,
+    /// The checksum the client announced.
+    pub checksum: Option<(ChecksumAlgo, String)>,
+    /// The length the client announced; a different length means a truncated upload.
+    pub expected_len: Option<u64>,
+}
+
+/// An upload in progress: a temporary file plus running hashes.
+pub struct Upload {
+    path: PathBuf,
+    file: File,
+    sha1: sha1::Sha1,
+    md5: Option<md5::Md5>,
+    adler: adler2::Adler32,
+    len: u64,
+}
+
+impl Upload {
+    /// Appends bytes.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), CoreError> {
+        self.file.write_all(data).map_err(|e| CoreError::io("writing an upload", e))?;
+        self.sha1.update(data);
+        if let Some(m) = &mut self.md5 {
+            m.update(data);
+        }
+        self.adler.write_slice(data);
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes received so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was received.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        // Unless it was renamed into place, the temporary file goes.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn fsync_dir(dir: &Path) -> Result<(), CoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| CoreError::io("syncing a folder", e))
+}
+
+fn etag_matches(list: &[String], etag: &str) -> bool {
+    list.iter().any(|e| e == "*" || e.trim_start_matches("W/").trim_matches('"') == etag)
+}
+
+impl FileStore {
+    pub(crate) fn begin_upload_impl(&self, want_md5: bool) -> Result<Upload, CoreError> {
+        let path = self.tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| CoreError::io("creating an upload file", e))?;
+        Ok(Upload {
+            path,
+            file,
+            sha1: sha1::Sha1::new(),
+            md5: want_md5.then(md5::Md5::new),
+            adler: adler2::Adler32::new(),
+            len: 0,
+        })
+    }
+
+    /// Fails early when `incoming` bytes written to `path` (replacing what is there) cannot fit
+    /// the quota (PUT with Content-Length), before any byte is received.
+    pub fn check_quota(&self, who: &Principal, space: SpaceId, path: &RelPath, incoming: u64) -> Result<(), CoreError> {
+        let q = super::StorageProvider::quota(self, who, space)?;
+        let Some(total) = q.total else { return Ok(()) };
+        let rec = self.space_for(who, space)?;
+        let old = match self.try_locate(&rec, path)? {
+            Some(l) if l.rec.kind == NodeKind::File => l.rec.size,
+            _ => 0,
+        };
+        if q.used.saturating_sub(old).saturating_add(incoming) > total
+        {
+            return Err(CoreError::QuotaExceeded(format!(
+                "{incoming} bytes do not fit: {} of {total} bytes are used",
+                q.used
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn finish_upload_impl(
+        &self,
+        who: &Principal,
+        space_id: SpaceId,
+        path: &RelPath,
+        mut up: Upload,
+        opts: &PutOptions,
+    ) -> Result<(ResourceInfo, bool), CoreError> {
+        let space = self.space_for(who, space_id)?;
+        if let Some(n) = opts.expected_len
+            && n != up.len
+        {
+            return Err(CoreError::BadRequest(format!(
+                "expected {n} bytes but received {}",
+                up.len
+            )));
+        }
+        let checksums = Checksums {
+            sha1: Some(hex::encode(std::mem::take(&mut up.sha1).finalize())),
+            md5: up.md5.take().map(|m| hex::encode(m.finalize())),
+            adler32: Some(format!("{:08x}", up.adler.checksum())),
+        };
+        if let Some((algo, want)) = &opts.checksum {
+            let have = match algo {
+                super::write::ChecksumAlgo::Sha1 => checksums.sha1.as_deref(),
+                super::write::ChecksumAlgo::Md5 => checksums.md5.as_deref(),
+                super::write::ChecksumAlgo::Adler32 => checksums.adler32.as_deref(),
+            };
+            if have.is_none_or(|h| !h.eq_ignore_ascii_case(want)) {
+                return Err(CoreError::BadRequest(
+                    "The computed checksum does not match the one received from the client.".into(),
+                ));
+            }
+        }
+        if let Some(secs) = opts.mtime_secs {
+            let t = if secs >= 0 {
+                SystemTime::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
+            } else {
+                SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+            };
+            up.file.set_modified(t).map_err(|e| CoreError::io("setting the modification time", e))?;
+        }
+        up.file.sync_all().map_err(|e| CoreError::io("syncing an upload", e))?;
+
+        let (parent, name) = self.locate_parent(&space, path)?;
+        let target = parent.disk.join(name.as_str());
+        let _guard = self.stripe(&target);
+        let existing = self.try_locate(&space, path)?;
+        if let Some(e) = &existing
+            && e.rec.kind == NodeKind::Dir
+        {
+            return Err(CoreError::Conflict(format!("{path} is a folder")));
+        }
+        check_conditions(existing.as_ref(), opts)?;
+        let old_size = existing.as_ref().map_or(0, |e| e.rec.size);
+        let quota = super::StorageProvider::quota(self, who, space_id)?;
+        if let Some(total) = quota.total
+            && quota.used.saturating_sub(old_size).saturating_add(up.len) > total
+        {
+            return Err(CoreError::QuotaExceeded(format!(
+                "{} bytes do not fit: {} of {total} bytes are used",
+                up.len, quota.used
+            )));
+        }
+        // Keep the replaced content as a version: a hard link costs no copy and survives the rename.
+        let version = match &existing {
+            Some(e) => Some(self.link_version(e)?),
+            None => None,
+        };
+        std::fs::rename(&up.path, &target).map_err(|e| CoreError::io("putting an upload in place", e))?;
+        fsync_dir(&parent.disk)?;
+        let meta = std::fs::symlink_metadata(&target).map_err(|e| CoreError::io("reading an upload", e))?;
+        let disk_mtime = meta.modified().map(system_ns).unwrap_or_else(|_| now_ns());
+
+        let new_len = up.len;
+        let result = self.store.write(|tx| -> Result<_, CoreError> {
+            // Re-read inside the transaction: the record is the truth for the id.
+            let fresh = || record_from_disk(space.id, parent.id, name.as_str(), NodeKind::File, &meta);
+            let (id, mut rec, created) = match tx.child(parent.id, name.as_str())? {
+                Some(id) => match tx.node(id)? {
+                    Some(rec) => (id, rec, false),
+                    None => (id, fresh(), true),
+                },
+                None => (NodeId::random(), fresh(), true),
+            };
+            let delta = to_i64(new_len) - if created { 0 } else { to_i64(rec.size) };
+            if let (Some((key, _)), false) = (&version, created) {
+                tx.put_version(
+                    id,
+                    &VersionRecord {
+                        key: *key,
+                        size: rec.size,
+                        mtime_ns: rec.mtime_ns,
+                        etag: rec.etag.clone(),
+                        checksums: rec.checksums.clone(),
+                    },
+                )?;
+            }
+            rec.kind = NodeKind::File;
+            rec.size = new_len;
+            rec.disk_size = new_len;
+            rec.disk_mtime_ns = disk_mtime;
+            rec.mtime_ns = disk_mtime;
+            rec.etag = new_etag();
+            rec.checksums = Some(checksums.clone());
+            tx.put_node(id, &rec)?;
+            tx.put_child(parent.id, name.as_str(), id)?;
+            propagate(tx, parent.id, delta)?;
+            Ok((id, rec, created))
+        });
+        let (id, rec, created) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                if let Some((_, vpath)) = &version {
+                    let _ = std::fs::remove_file(vpath);
+                }
+                return Err(e);
+            }
+        };
+        if !created {
+            self.prune_versions(id)?;
+        }
+        Ok((self.info(&space, path.clone(), id, &rec, false), created))
+    }
+
+    /// Hard-links the current content of a file into the versions folder; returns (key, path).
+    fn link_version(&self, e: &Located) -> Result<(u64, PathBuf), CoreError> {
+        let dir = self.versions_dir.join(e.id.to_string());
+        std::fs::create_dir_all(&dir).map_err(|e| CoreError::io("creating the versions folder", e))?;
+        let mut key = u64::try_from(now_ns()).unwrap_or(0);
+        loop {
+            let p = dir.join(key.to_string());
+            match std::fs::hard_link(&e.disk, &p) {
+                Ok(()) => return Ok((key, p)),
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => key += 1,
+                Err(err) => return Err(CoreError::io("keeping a version", err)),
+            }
+        }
+    }
+}
+
+fn check_conditions(existing: Option<&Located>, opts: &PutOptions) -> Result<(), CoreError> {
+    let etag = existing.map(|e| e.rec.etag.as_str());
+    if let Some(list) = &opts.if_match {
+        match etag {
+            Some(t) if etag_matches(list, t) => {}
+            _ => return Err(CoreError::PreconditionFailed("If-Match does not match the current etag".into())),
+        }
+    }
+    if let Some(list) = &opts.if_none_match
+        && let Some(t) = etag
+        && etag_matches(list, t)
+    {
+        return Err(CoreError::PreconditionFailed("If-None-Match matches the current etag".into()));
+    }
+    Ok(())
+}

@@ -1,0 +1,73 @@
+//! Conditional requests on the WebDAV side: the `If` header (RFC 4918 §10.4) and lock-token
+//! enforcement (§7.5). The `If` conditions are evaluated first (false is 412 Precondition
+//! Failed), then the locks (a missing or wrong token is 423 Locked), as Apache mod_dav does.
+
+use super::{Target, resolve_target};
+use crate::util::{bad, blocking, header};
+use crate::{ApiError, AppState};
+use hearth_dav_proto::{Condition, parse_if, url_path};
+use hearth_domain::{CoreError, Principal};
+use http::HeaderMap;
+
+/// Checks locks and the `If` header for a write to `target` (and, if `recursive`, everything
+/// below it). Returns the lock tokens the client submitted.
+pub(crate) async fn check_write(
+    state: &AppState,
+    who: &Principal,
+    target: &Target,
+    headers: &HeaderMap,
+    recursive: bool,
+) -> Result<Vec<String>, ApiError> {
+    let parsed = match header(headers, "if") {
+        Some(v) => Some(parse_if(v).map_err(|e| bad(format!("invalid If header: {e}")))?),
+        None => None,
+    };
+    let tokens: Vec<String> = parsed
+        .iter()
+        .flat_map(|h| h.lists.iter())
+        .flat_map(|l| l.conditions.iter())
+        .filter_map(|c| match c {
+            Condition::Token { token, .. } => Some(token.clone()),
+            Condition::Etag { .. } => None,
+        })
+        .collect();
+    if let Some(h) = parsed {
+        let mut any = false;
+        for list in &h.lists {
+            let res = match &list.resource {
+                Some(url) => {
+                    let p = url_path(url).map_err(|e| bad(format!("invalid If header: {e}")))?;
+                    match resolve_target(state, who, &p) {
+                        Ok(t) => t,
+                        Err(_) => continue,
+                    }
+                }
+                None => target.clone(),
+            };
+            let etag = super::try_stat(state, who, &res).await?.map(|i| i.etag);
+            let covering: Vec<String> = {
+                let (locks, space, path) = (state.core.locks.clone(), res.space, res.path.clone());
+                blocking(move || locks.covering(space, &path)).await?.into_iter().map(|l| l.token).collect()
+            };
+            let holds = list.conditions.iter().all(|c| match c {
+                Condition::Token { not, token } => covering.iter().any(|t| t == token) != *not,
+                Condition::Etag { not, etag: want } => {
+                    let want = want.trim_start_matches("W/").trim_matches('"');
+                    (etag.as_deref() == Some(want)) != *not
+                }
+            });
+            if holds {
+                any = true;
+                break;
+            }
+        }
+        if !any {
+            return Err(ApiError(CoreError::PreconditionFailed("the If header conditions do not hold".into())));
+        }
+    }
+    {
+        let (locks, who, space, path, toks) = (state.core.locks.clone(), who.clone(), target.space, target.path.clone(), tokens.clone());
+        blocking(move || locks.check_write(&who, space, &path, &toks, recursive)).await?;
+    }
+    Ok(tokens)
+}

@@ -1,0 +1,181 @@
+//! GET and HEAD (RFC 9110 §9.3.1–2) with ranges (RFC 9110 §14) and conditional requests
+//! (If-Match, If-None-Match, If-Modified-Since, If-Range), streaming from disk with constant memory.
+
+use super::Target;
+use crate::util::{blocking, header};
+use crate::{ApiError, AppState};
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use hearth_domain::{CoreError, Principal, ResourceInfo, StorageProvider};
+use http::{HeaderMap, HeaderValue, StatusCode, header as h};
+use std::io::SeekFrom;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+/// The client-visible modification time.
+pub(crate) fn mtime(info: &ResourceInfo) -> SystemTime {
+    let ns = info.mtime_ns;
+    if ns >= 0 {
+        UNIX_EPOCH + Duration::from_nanos(ns.unsigned_abs())
+    } else {
+        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
+    }
+}
+
+/// Headers every file response carries (ETag, OC-ETag, OC-FileId, Last-Modified, OC-Checksum).
+pub(crate) fn file_headers(headers: &mut HeaderMap, info: &ResourceInfo) {
+    let quoted = format!("\"{}\"", info.etag);
+    if let Ok(v) = HeaderValue::from_str(&quoted) {
+        headers.insert(h::ETAG, v.clone());
+        headers.insert("oc-etag", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&info.id.to_string()) {
+        headers.insert("oc-fileid", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&httpdate::fmt_http_date(mtime(info))) {
+        headers.insert(h::LAST_MODIFIED, v);
+    }
+    if let Some(sha1) = info.checksums.as_ref().and_then(|c| c.sha1.as_ref())
+        && let Ok(v) = HeaderValue::from_str(&format!("SHA1:{sha1}"))
+    {
+        headers.insert("oc-checksum", v);
+    }
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn etag_in(list: &str, etag: &str) -> bool {
+    list.split(',')
+        .map(|e| e.trim())
+        .any(|e| e == "*" || e.trim_start_matches("W/").trim_matches('"') == etag)
+}
+
+/// A single byte range resolved against a length: `Ok(None)` = whole file, `Err(())` = 416.
+fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
+    if spec.contains(',') {
+        // Multiple ranges: serving the whole entity is allowed (RFC 9110 §14.2).
+        return Ok(None);
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = if a.is_empty() {
+        let n: u64 = b.parse().map_err(|_| ())?;
+        if n == 0 {
+            return Err(());
+        }
+        (len.saturating_sub(n), len.saturating_sub(1))
+    } else {
+        let s: u64 = a.parse().map_err(|_| ())?;
+        if s >= len {
+            return Err(());
+        }
+        let e: u64 = if b.is_empty() { len.saturating_sub(1) } else { b.parse().map_err(|_| ())? };
+        if e < s {
+            return Ok(None);
+        }
+        (s, e.min(len.saturating_sub(1)))
+    };
+    if len == 0 || start >= len {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+pub(crate) async fn get(state: &AppState, who: &Principal, t: &Target, req: Request, with_body: bool) -> Result<Response, ApiError> {
+    let (files, w, space, path) = (state.core.files.clone(), who.clone(), t.space, t.path.clone());
+    let info = blocking(move || files.stat(&w, space, &path)).await?;
+    if info.is_dir() {
+        // Folders have no content; ownCloud answers a GET on a folder like this too.
+        let mut r = (StatusCode::OK, [(h::CONTENT_TYPE, "text/plain; charset=utf-8")], "").into_response();
+        file_headers(r.headers_mut(), &info);
+        r.headers_mut().remove("oc-checksum");
+        return Ok(r);
+    }
+    let hdrs = req.headers();
+    if let Some(im) = header(hdrs, "if-match")
+        && !etag_in(im, &info.etag)
+    {
+        return Err(ApiError(CoreError::PreconditionFailed("If-Match does not match".into())));
+    }
+    let not_modified = match header(hdrs, "if-none-match") {
+        Some(inm) => etag_in(inm, &info.etag),
+        None => header(hdrs, "if-modified-since")
+            .and_then(|v| httpdate::parse_http_date(v).ok())
+            .is_some_and(|since| secs(mtime(&info)) <= secs(since)),
+    };
+    if not_modified {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        file_headers(r.headers_mut(), &info);
+        return Ok(r);
+    }
+    let range_ok = match header(hdrs, "if-range") {
+        Some(v) => etag_in(v, &info.etag) || httpdate::parse_http_date(v).is_ok_and(|d| mtime(&info) <= d),
+        None => true,
+    };
+    let range = match (header(hdrs, "range"), range_ok) {
+        (Some(r), true) => match parse_range(r, info.size) {
+            Ok(r) => r,
+            Err(()) => {
+                let mut resp = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", info.size)) {
+                    resp.headers_mut().insert(h::CONTENT_RANGE, v);
+                }
+                return Ok(resp);
+            }
+        },
+        _ => None,
+    };
+    let (files, w, space, path) = (state.core.files.clone(), who.clone(), t.space, t.path.clone());
+    let (info, file) = blocking(move || files.open_read(&w, space, &path)).await?;
+    let (start, len, status) = match range {
+        Some((s, e)) => (s, e - s + 1, StatusCode::PARTIAL_CONTENT),
+        None => (0, info.size, StatusCode::OK),
+    };
+    let body = if with_body {
+        let mut f = tokio::fs::File::from_std(file);
+        if start > 0 {
+            f.seek(SeekFrom::Start(start))
+                .await
+                .map_err(|e| ApiError(CoreError::io("seeking", e)))?;
+        }
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(f.take(len), 256 * 1024))
+    } else {
+        Body::empty()
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let hm = resp.headers_mut();
+    file_headers(hm, &info);
+    hm.insert(h::CONTENT_LENGTH, HeaderValue::from(len));
+    hm.insert(h::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&info.mime()) {
+        hm.insert(h::CONTENT_TYPE, v);
+    }
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, start + len.saturating_sub(1), info.size))
+    {
+        hm.insert(h::CONTENT_RANGE, v);
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100), Ok(Some((0, 9))));
+        assert_eq!(parse_range("bytes=90-", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=-10", 100), Ok(Some((90, 99))));
+        assert_eq!(parse_range("bytes=50-500", 100), Ok(Some((50, 99))));
+        assert_eq!(parse_range("bytes=100-", 100), Err(()));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), Ok(None));
+        assert_eq!(parse_range("items=0-1", 100), Ok(None));
+        assert_eq!(parse_range("bytes=x-y", 100), Err(()));
+    }
+}

@@ -1,0 +1,170 @@
+//! PUT (RFC 9110 §9.3.4 with the ownCloud headers `X-OC-Mtime`, `OC-Checksum`), MKCOL
+//! (RFC 4918 §9.3) and DELETE (RFC 4918 §9.6; deleted items go to the trash).
+
+use super::Target;
+use super::conditions::check_write;
+use super::read::file_headers;
+use crate::util::{bad, blocking, header};
+use crate::{ApiError, AppState};
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use hearth_domain::files::ChecksumAlgo;
+use hearth_domain::{CoreError, Principal, PutOptions, StorageProvider};
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+/// Bodies up to this size are collected and written in one blocking call; larger ones stream.
+const SMALL_BODY: u64 = 1 << 20;
+
+fn etag_list(v: &str) -> Vec<String> {
+    v.split(',').map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect()
+}
+
+fn put_options(h: &HeaderMap) -> Result<PutOptions, ApiError> {
+    let mtime_secs = match header(h, "x-oc-mtime") {
+        // CLIENT QUIRK (ownCloud/Nextcloud desktop): X-OC-Mtime may carry a fraction ("1700000000.5").
+        Some(v) => Some(
+            v.trim()
+                .split('.')
+                .next()
+                .and_then(|s| s.parse::<i64>().ok())
+                .ok_or_else(|| bad(format!("invalid X-OC-Mtime {v:?}")))?,
+        ),
+        None => None,
+    };
+    let checksum = match header(h, "oc-checksum") {
+        Some(v) => {
+            let (algo, hex) = v
+                .trim()
+                .split_once(':')
+                .ok_or_else(|| bad(format!("invalid OC-Checksum {v:?}")))?;
+            let algo = ChecksumAlgo::parse(algo).ok_or_else(|| bad(format!("unsupported checksum type {algo:?}")))?;
+            if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(bad(format!("invalid OC-Checksum {v:?}")));
+            }
+            Some((algo, hex.to_ascii_lowercase()))
+        }
+        None => None,
+    };
+    let content_len = header(h, "content-length").and_then(|v| v.parse::<u64>().ok());
+    // CLIENT QUIRK (macOS Finder): sends the real length in X-Expected-Entity-Length.
+    let expected = header(h, "x-expected-entity-length").and_then(|v| v.parse::<u64>().ok());
+    Ok(PutOptions {
+        if_match: header(h, "if-match").map(etag_list),
+        if_none_match: header(h, "if-none-match").map(etag_list),
+        mtime_secs,
+        checksum,
+        expected_len: expected.or(content_len),
+    })
+}
+
+pub(crate) async fn put(state: &AppState, who: &Principal, t: &Target, req: Request) -> Result<Response, ApiError> {
+    if t.path.is_root() {
+        return Err(ApiError(CoreError::Conflict("cannot PUT onto the space root".into())));
+    }
+    if req.headers().contains_key("content-range") {
+        return Err(bad("partial PUT with Content-Range is not supported"));
+    }
+    let opts = put_options(req.headers())?;
+    check_write(state, who, t, req.headers(), false).await?;
+    let want_md5 = matches!(opts.checksum, Some((ChecksumAlgo::Md5, _)));
+    let files = state.core.files.clone();
+    if let Some(n) = opts.expected_len {
+        let (f, w, space, path) = (files.clone(), who.clone(), t.space, t.path.clone());
+        blocking(move || f.check_quota(&w, space, &path, n)).await?;
+    }
+    let small = opts.expected_len.is_some_and(|n| n <= SMALL_BODY);
+    let (w, space, path) = (who.clone(), t.space, t.path.clone());
+    let mtime_set = opts.mtime_secs.is_some();
+    let (info, created) = if small {
+        let body = axum::body::to_bytes(req.into_body(), usize::try_from(SMALL_BODY).unwrap_or(usize::MAX))
+            .await
+            .map_err(|_| bad("the request body was cut off"))?;
+        blocking(move || {
+            let mut up = files.begin_upload(want_md5)?;
+            up.write(&body)?;
+            files.finish_upload(&w, space, &path, up, &opts)
+        })
+        .await?
+    } else {
+        // Stream: the network side feeds a bounded channel, a blocking writer hashes and writes.
+        let f2 = files.clone();
+        let mut up = blocking(move || f2.begin_upload(want_md5)).await?;
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+        let writer = tokio::task::spawn_blocking(move || -> Result<_, CoreError> {
+            while let Some(chunk) = rx.blocking_recv() {
+                up.write(&chunk)?;
+            }
+            Ok(up)
+        });
+        let mut stream = req.into_body().into_data_stream();
+        let mut broken = false;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(c) => {
+                    if tx.send(c).await.is_err() {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    broken = true;
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let up = writer
+            .await
+            .map_err(|e| ApiError(CoreError::Internal(format!("upload writer failed: {e}"))))?
+            .map_err(ApiError)?;
+        if broken {
+            // Dropping the upload removes its temporary file: nothing is stored.
+            return Err(bad("the request body was cut off"));
+        }
+        blocking(move || files.finish_upload(&w, space, &path, up, &opts)).await?
+    };
+    let status = if created { StatusCode::CREATED } else { StatusCode::NO_CONTENT };
+    let mut resp = status.into_response();
+    let hm = resp.headers_mut();
+    file_headers(hm, &info);
+    hm.remove("oc-checksum");
+    if let Ok(v) = HeaderValue::from_str(info.permissions()) {
+        hm.insert("oc-perm", v);
+    }
+    if mtime_set {
+        hm.insert("x-oc-mtime", HeaderValue::from_static("accepted"));
+    }
+    Ok(resp)
+}
+
+pub(crate) async fn mkcol(state: &AppState, who: &Principal, t: &Target, req: Request) -> Result<Response, ApiError> {
+    let headers = req.headers().clone();
+    let body = super::small_body(req).await?;
+    if !body.is_empty() {
+        return Ok(crate::error::plain(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Sabre\\DAV\\Exception\\UnsupportedMediaType",
+            "MKCOL with a body is not supported",
+        ));
+    }
+    check_write(state, who, t, &headers, false).await?;
+    let (files, w, space, path) = (state.core.files.clone(), who.clone(), t.space, t.path.clone());
+    let info = blocking(move || files.mkdir(&w, space, &path)).await?;
+    let mut resp = StatusCode::CREATED.into_response();
+    file_headers(resp.headers_mut(), &info);
+    Ok(resp)
+}
+
+pub(crate) async fn delete(state: &AppState, who: &Principal, t: &Target, req: Request) -> Result<Response, ApiError> {
+    if let Some(d) = header(req.headers(), "depth")
+        && !d.eq_ignore_ascii_case("infinity")
+    {
+        return Err(bad("DELETE needs Depth: infinity"));
+    }
+    check_write(state, who, t, req.headers(), true).await?;
+    let (files, w, space, path) = (state.core.files.clone(), who.clone(), t.space, t.path.clone());
+    blocking(move || files.delete(&w, space, &path)).await?;
+    let (locks, space, path) = (state.core.locks.clone(), t.space, t.path.clone());
+    blocking(move || locks.release_under(space, &path)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,45 @@
+//! Hearth's HTTP surface: one axum router for every protocol clients speak on the public port.
+//! Each protocol module is a thin adapter over `hearth-domain`; errors are mapped to the wire in
+//! `error.rs` only.
+#![deny(clippy::indexing_slicing)]
+
+mod auth;
+mod dav;
+mod error;
+mod util;
+
+pub use error::ApiError;
+
+use axum::Router;
+use hearth_domain::Core;
+use std::sync::Arc;
+
+/// Options of the HTTP adapters.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// Allow `PROPFIND` with `Depth: infinity` (off by default, as in oCIS: it can be huge).
+    pub allow_depth_infinity: bool,
+    /// The externally visible base URL (for `oc:privatelink`); derived from `Host` when unset.
+    pub public_url: Option<String>,
+}
+
+/// Shared state of all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The services.
+    pub core: Core,
+    /// HTTP options.
+    pub opts: Arc<HttpOptions>,
+}
+
+/// The router for every HTTP endpoint.
+pub fn router(core: Core, opts: HttpOptions) -> Router {
+    let state = AppState {
+        core,
+        opts: Arc::new(opts),
+    };
+    Router::new()
+        .fallback(dav::dispatch)
+        .layer(axum::middleware::from_fn(util::request_id))
+        .with_state(state)
+}

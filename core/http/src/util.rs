@@ -1,0 +1,52 @@
+//! Small HTTP helpers: request ids, running blocking service calls, header access.
+
+use crate::ApiError;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use hearth_domain::CoreError;
+use http::{HeaderMap, HeaderValue};
+use tracing::Instrument;
+
+/// Gives every request an id (`X-Request-Id`, taken from the client if it sent a sane one) and a
+/// tracing span carrying it.
+pub(crate) async fn request_id(req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+    async move {
+        let mut resp = next.run(req).await;
+        tracing::debug!(status = resp.status().as_u16(), "done");
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            resp.headers_mut().insert("x-request-id", v);
+        }
+        resp
+    }
+    .instrument(span)
+    .await
+}
+
+/// Runs a blocking service call on the blocking pool.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(ApiError),
+        Err(e) => Err(ApiError(CoreError::Internal(format!("worker task failed: {e}")))),
+    }
+}
+
+/// A header as text, if present and valid.
+pub(crate) fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A bad header as a 400.
+pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(CoreError::BadRequest(msg.into()))
+}

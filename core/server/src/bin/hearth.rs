@@ -1,0 +1,196 @@
+//! `hearth`: the headless server (`hearth server`, like `ocis server`) and offline account
+//! management (`hearth user add|list|passwd|remove`).
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use hearth_domain::{Core, CoreError, StorageOptions, ThrottleConfig};
+use hearth_server::{Config, Status};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "hearth", version, about = "Hearth: a personal ownCloud-compatible file sync and share server")]
+struct Cli {
+    /// Data directory (default: the platform's data dir, e.g. ~/.local/share/hearth).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Configuration file (default: <data dir>/hearth.toml if present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service (or those given with --services).
+    Server {
+        /// Listen address, e.g. 0.0.0.0:9200 or 127.0.0.1:0.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Comma-separated services to run in this process (http, jobs).
+        #[arg(long, value_delimiter = ',')]
+        services: Option<Vec<String>>,
+    },
+    /// Manage accounts (while the server is stopped).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account.
+    Add {
+        /// Login name.
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Display name (default: the login name).
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List accounts.
+    List,
+    /// Change a password.
+    Passwd {
+        /// Login name.
+        name: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove an account (its files stay on disk).
+    Remove {
+        /// Login name.
+        name: String,
+    },
+}
+
+fn load_config(cli: &Cli) -> Result<Config> {
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    if let Some(d) = &cli.data_dir {
+        env.retain(|(k, _)| k != "HEARTH_DATA_DIR");
+        env.push(("HEARTH_DATA_DIR".into(), d.display().to_string()));
+    }
+    Ok(Config::load(cli.config.as_deref(), env)?)
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if cfg.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn read_password(from_stdin: bool) -> Result<String> {
+    let pw = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    } else {
+        let a = rpassword::prompt_password("Password: ")?;
+        let b = rpassword::prompt_password("Again: ")?;
+        if a != b {
+            bail!("the passwords differ");
+        }
+        a
+    };
+    if pw.is_empty() {
+        bail!("the password must not be empty");
+    }
+    Ok(pw)
+}
+
+fn open_core(cfg: &Config) -> Result<Core> {
+    match Core::open(StorageOptions::new(cfg.data_dir.clone()), ThrottleConfig::default()) {
+        Ok(c) => Ok(c),
+        Err(CoreError::Internal(m)) if m.contains("in use") => bail!(
+            "the data directory {} is in use by a running Hearth server; stop it first, then run this command again",
+            cfg.data_dir.display()
+        ),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn user_command(cfg: &Config, cmd: UserCommand) -> Result<()> {
+    let core = open_core(cfg)?;
+    match cmd {
+        UserCommand::Add {
+            name,
+            password_stdin,
+            display_name,
+        } => {
+            let pw = read_password(password_stdin)?;
+            core.accounts.add(&name, &pw, display_name.as_deref())?;
+            println!("created user {name}");
+        }
+        UserCommand::List => {
+            let mut out = std::io::stdout().lock();
+            for u in core.accounts.list()? {
+                writeln!(out, "{}\t{}\t{}", u.username, u.id, u.display_name)?;
+            }
+        }
+        UserCommand::Passwd { name, password_stdin } => {
+            let pw = read_password(password_stdin)?;
+            core.accounts.set_password(&name, &pw)?;
+            println!("password changed for {name}");
+        }
+        UserCommand::Remove { name } => {
+            core.accounts.remove(&name)?;
+            println!("removed user {name} (files kept in {})", cfg.data_dir.join("files").join(&name).display());
+        }
+    }
+    core.flush()?;
+    Ok(())
+}
+
+async fn server(mut cfg: Config) -> Result<()> {
+    let handle = hearth_server::start(cfg.clone()).await.context("starting the server")?;
+    cfg.listen = handle.http_addr().unwrap_or(cfg.listen);
+    match handle.http_addr() {
+        Some(a) => println!("READY http={a}"),
+        None => println!("READY"),
+    }
+    let _ = std::io::stdout().flush();
+    tracing::info!(data_dir = %cfg.data_dir.display(), listen = %cfg.listen, "hearth is running");
+    let mut status = handle.status();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            changed = status.changed() => {
+                if changed.is_err() { break; }
+                if let Status::Degraded { service, error } = &*status.borrow() {
+                    tracing::error!(%service, %error, "server degraded");
+                }
+            }
+        }
+    }
+    tracing::info!("shutting down");
+    handle.shutdown().await;
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let mut cfg = load_config(&cli)?;
+    init_logging(&cfg);
+    match cli.command {
+        Command::Server { listen, services } => {
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            if let Some(s) = services {
+                cfg.services = s;
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(server(cfg))
+        }
+        Command::User(cmd) => user_command(&cfg, cmd),
+    }
+}

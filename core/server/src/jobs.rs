@@ -1,0 +1,43 @@
+//! Background jobs (one supervised service): the scan that notices changes made directly on disk
+//! by the host user, and the trash purge.
+
+use crate::config::JobsConfig;
+use hearth_domain::Core;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) async fn run(core: Core, cfg: JobsConfig, cancel: CancellationToken) -> Result<(), String> {
+    let scan_every = (cfg.scan_interval_secs > 0).then(|| Duration::from_secs(cfg.scan_interval_secs));
+    let purge_every = Duration::from_secs(cfg.purge_interval_secs.max(60));
+    let mut scan = tokio::time::interval(scan_every.unwrap_or(Duration::from_secs(3600)));
+    let mut purge = tokio::time::interval(purge_every);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = scan.tick(), if scan_every.is_some() => {
+                let files = core.files.clone();
+                let r = tokio::task::spawn_blocking(move || -> Result<usize, String> {
+                    let mut folders = 0;
+                    for space in files.spaces().map_err(|e| e.to_string())? {
+                        folders += files.scan_space(&space).map_err(|e| e.to_string())?;
+                    }
+                    Ok(folders)
+                }).await.map_err(|e| e.to_string())?;
+                match r {
+                    Ok(n) => tracing::debug!(folders = n, "scan done"),
+                    Err(e) => return Err(format!("scan failed: {e}")),
+                }
+            }
+            _ = purge.tick() => {
+                let files = core.files.clone();
+                let n = tokio::task::spawn_blocking(move || files.purge_expired_trash())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("trash purge failed: {e}"))?;
+                if n > 0 {
+                    tracing::info!(items = n, "purged expired trash");
+                }
+            }
+        }
+    }
+}
