@@ -29,9 +29,11 @@ impl TestServer {
         tweak(&mut cfg);
         let handle = hearth_server::start(cfg).await.unwrap();
         let core = handle.core().clone();
-        tokio::task::spawn_blocking(move || core.accounts.add("alice", "secret", Some("Alice")).unwrap())
-            .await
-            .unwrap();
+        tokio::task::spawn_blocking(move || {
+            core.accounts.add("alice", "secret", Some("Alice")).unwrap()
+        })
+        .await
+        .unwrap();
         let addr = handle.http_addr().unwrap();
         Self {
             handle: Some(handle),
@@ -59,7 +61,11 @@ impl TestServer {
     }
 
     pub async fn put(&self, path: &str, body: impl Into<reqwest::Body>) -> Response {
-        self.req("PUT", &self.dav(path)).body(body).send().await.unwrap()
+        self.req("PUT", &self.dav(path))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn get_bytes(&self, path: &str) -> (u16, Vec<u8>) {
@@ -69,7 +75,12 @@ impl TestServer {
     }
 
     pub async fn mkcol(&self, path: &str) -> u16 {
-        self.req("MKCOL", &self.dav(path)).send().await.unwrap().status().as_u16()
+        self.req("MKCOL", &self.dav(path))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
     }
 
     /// PROPFIND returning (status, body).

@@ -46,9 +46,16 @@ async fn changes_on_disk_are_noticed() {
     std::fs::write(s.files_dir().join("d/host.txt"), "edited on the host!").unwrap();
     assert_ne!(s.etag("d/host.txt").await, e1);
     assert_eq!(s.get_bytes("d/host.txt").await.1, b"edited on the host!");
-    std::fs::rename(s.files_dir().join("d/host.txt"), s.files_dir().join("d/renamed.txt")).unwrap();
+    std::fs::rename(
+        s.files_dir().join("d/host.txt"),
+        s.files_dir().join("d/renamed.txt"),
+    )
+    .unwrap();
     let (_, body) = s.propfind("d", "1", "").await;
-    assert!(body.contains("renamed.txt") && !body.contains("host.txt"), "{body}");
+    assert!(
+        body.contains("renamed.txt") && !body.contains("host.txt"),
+        "{body}"
+    );
     std::fs::remove_file(s.files_dir().join("d/renamed.txt")).unwrap();
     assert_eq!(s.get_bytes("d/renamed.txt").await.0, 404);
     // The background scan notices deep changes and propagates them to the root etag.
@@ -71,7 +78,16 @@ async fn changes_on_disk_are_noticed() {
 async fn awkward_names_work() {
     let s = TestServer::start().await;
     let long = "l".repeat(255);
-    let names = ["with space.txt", "caf\u{e9}.txt", "cafe\u{301}.txt", "hash#tag", "100%", "what?", "\u{1F600}", long.as_str()];
+    let names = [
+        "with space.txt",
+        "caf\u{e9}.txt",
+        "cafe\u{301}.txt",
+        "hash#tag",
+        "100%",
+        "what?",
+        "\u{1F600}",
+        long.as_str(),
+    ];
     for n in names {
         let enc = enc(n);
         assert_eq!(s.put(&enc, n.to_owned()).await.status(), 201, "{n}");
@@ -80,7 +96,10 @@ async fn awkward_names_work() {
     }
     let (_, body) = s.propfind("", "1", "").await;
     assert_eq!(responses(&body), names.len() + 1);
-    assert!(body.contains("hash%23tag") && body.contains("100%25") && body.contains("what%3F"), "{body}");
+    assert!(
+        body.contains("hash%23tag") && body.contains("100%25") && body.contains("what%3F"),
+        "{body}"
+    );
     assert_eq!(s.put(&"x".repeat(256), "x").await.status(), 400, "too long");
     // Deep trees.
     let mut p = String::new();
@@ -111,26 +130,42 @@ async fn nothing_outside_the_space_is_reachable() {
     std::fs::write(s.dir.path().join("secret.txt"), "outside").unwrap();
     s.mkcol("d").await;
     // The HTTP client itself resolves `%2e%2e` segments; a raw request follows below.
-    for bad in ["d/..%2f..%2fsecret.txt", "a%5cb", "a%00b", "d%2f..%2f..%2fx"] {
+    for bad in [
+        "d/..%2f..%2fsecret.txt",
+        "a%5cb",
+        "a%00b",
+        "d%2f..%2f..%2fx",
+    ] {
         let r = s.req("GET", &s.dav(bad)).send().await.unwrap();
         assert_eq!(r.status(), 400, "{bad}");
         let r = s.req("PUT", &s.dav(bad)).body("x").send().await.unwrap();
         assert_eq!(r.status(), 400, "{bad}");
     }
-    for raw in ["/remote.php/dav/files/alice/%2e%2e/%2e%2e/secret.txt", "/remote.php/dav/files/alice/d/%2E%2E/%2e%2e/%2e%2e/secret.txt", "/remote.php/dav/files/alice/../../secret.txt"] {
+    for raw in [
+        "/remote.php/dav/files/alice/%2e%2e/%2e%2e/secret.txt",
+        "/remote.php/dav/files/alice/d/%2E%2E/%2e%2e/%2e%2e/secret.txt",
+        "/remote.php/dav/files/alice/../../secret.txt",
+    ] {
         let (status, body) = raw_get(&s, raw).await;
         assert!(status == "400" || status == "404", "{raw}: {status}");
         assert!(!body.contains("outside"), "{raw}");
     }
     // A symlink planted on disk pointing outside is never followed.
-    std::os::unix::fs::symlink(s.dir.path().join("secret.txt"), s.files_dir().join("d/link")).unwrap();
+    std::os::unix::fs::symlink(
+        s.dir.path().join("secret.txt"),
+        s.files_dir().join("d/link"),
+    )
+    .unwrap();
     std::os::unix::fs::symlink(s.dir.path(), s.files_dir().join("d/dirlink")).unwrap();
     assert_eq!(s.get_bytes("d/link").await.0, 404);
     assert_eq!(s.get_bytes("d/dirlink/secret.txt").await.0, 404);
     let (_, body) = s.propfind("d", "1", "").await;
     assert!(!body.contains("link"), "{body}");
     assert_eq!(s.put("d/link", "overwrite?").await.status(), 201);
-    assert_eq!(std::fs::read_to_string(s.dir.path().join("secret.txt")).unwrap(), "outside");
+    assert_eq!(
+        std::fs::read_to_string(s.dir.path().join("secret.txt")).unwrap(),
+        "outside"
+    );
     s.stop().await;
 }
 
@@ -140,12 +175,22 @@ async fn quota_is_enforced() {
     assert_eq!(s.put("a", "12345").await.status(), 201);
     assert_eq!(s.put("b", "123456").await.status(), 507);
     assert!(!s.files_dir().join("b").exists());
-    assert_eq!(s.put("a", "1234567890").await.status(), 204, "replacing counts the old size");
+    assert_eq!(
+        s.put("a", "1234567890").await.status(),
+        204,
+        "replacing counts the old size"
+    );
     let (_, body) = s
         .propfind("", "0", r#"<d:propfind xmlns:d="DAV:"><d:prop><d:quota-used-bytes/><d:quota-available-bytes/></d:prop></d:propfind>"#)
         .await;
-    assert!(body.contains("<d:quota-used-bytes>10</d:quota-used-bytes>"), "{body}");
-    assert!(body.contains("<d:quota-available-bytes>0</d:quota-available-bytes>"), "{body}");
+    assert!(
+        body.contains("<d:quota-used-bytes>10</d:quota-used-bytes>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<d:quota-available-bytes>0</d:quota-available-bytes>"),
+        "{body}"
+    );
     s.stop().await;
 }
 
@@ -158,16 +203,29 @@ async fn deletes_go_to_trash_and_overwrites_keep_versions() {
     let core = s.handle.as_ref().unwrap().core().clone();
     let id: hearth_types::ResourceId = s.fileid("v.txt").await.parse().unwrap();
     let c2 = core.clone();
-    let versions = tokio::task::spawn_blocking(move || c2.files.versions_of(id.node).unwrap()).await.unwrap();
+    let versions = tokio::task::spawn_blocking(move || c2.files.versions_of(id.node).unwrap())
+        .await
+        .unwrap();
     assert_eq!(versions.len(), 2);
-    let vdir = s.dir.path().join("system/versions").join(id.node.to_string());
+    let vdir = s
+        .dir
+        .path()
+        .join("system/versions")
+        .join(id.node.to_string());
     let mut contents: Vec<String> = std::fs::read_dir(&vdir)
         .unwrap()
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
     contents.sort();
     assert_eq!(contents, vec!["one", "two"]);
-    assert_eq!(s.req("DELETE", &s.dav("v.txt")).send().await.unwrap().status(), 204);
+    assert_eq!(
+        s.req("DELETE", &s.dav("v.txt"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
     let trash = tokio::task::spawn_blocking(move || {
         let sp = core.files.spaces().unwrap().remove(0);
         core.files.trash_of(&sp).unwrap()
@@ -186,7 +244,9 @@ async fn concurrent_writers_leave_one_whole_winner() {
     let mut tasks = Vec::new();
     for b in bodies.clone() {
         let req = s.req("PUT", &s.dav("race.bin")).body(b);
-        tasks.push(tokio::spawn(async move { req.send().await.unwrap().status().as_u16() }));
+        tasks.push(tokio::spawn(async move {
+            req.send().await.unwrap().status().as_u16()
+        }));
     }
     for t in tasks {
         let st = t.await.unwrap();
@@ -214,7 +274,9 @@ async fn interrupted_upload_leaves_nothing() {
     drop(tcp);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(s.get_bytes("keep.txt").await.1, b"old content");
-    let tmp = std::fs::read_dir(s.dir.path().join("system/tmp")).unwrap().count();
+    let tmp = std::fs::read_dir(s.dir.path().join("system/tmp"))
+        .unwrap()
+        .count();
     assert_eq!(tmp, 0, "the partial upload is gone");
     s.stop().await;
 }
@@ -224,7 +286,9 @@ async fn raw_get(s: &TestServer, path: &str) -> (String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let addr = s.base.trim_start_matches("http://").to_owned();
     let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic YWxpY2U6c2VjcmV0\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic YWxpY2U6c2VjcmV0\r\nConnection: close\r\n\r\n"
+    );
     tcp.write_all(req.as_bytes()).await.unwrap();
     let mut out = String::new();
     tcp.read_to_string(&mut out).await.unwrap();

@@ -20,8 +20,16 @@ async fn put_get_with_owncloud_headers() {
     let g = s.req("GET", &s.dav("hello.txt")).send().await.unwrap();
     assert_eq!(g.status(), 200);
     assert_eq!(g.headers()["etag"].to_str().unwrap(), etag);
-    assert_eq!(g.headers()["last-modified"], "Tue, 14 Nov 2023 22:13:20 GMT");
-    assert!(g.headers()["oc-checksum"].to_str().unwrap().starts_with("SHA1:2aae6c35"));
+    assert_eq!(
+        g.headers()["last-modified"],
+        "Tue, 14 Nov 2023 22:13:20 GMT"
+    );
+    assert!(
+        g.headers()["oc-checksum"]
+            .to_str()
+            .unwrap()
+            .starts_with("SHA1:2aae6c35")
+    );
     assert_eq!(g.text().await.unwrap(), "hello world");
     // Overwrite answers 204 and changes the etag.
     let r = s.put("hello.txt", "v2").await;
@@ -35,21 +43,54 @@ async fn conditional_put_and_get() {
     let s = TestServer::start().await;
     s.put("a.txt", "one").await;
     let etag = s.etag("a.txt").await;
-    let r = s.req("PUT", &s.dav("a.txt")).header("If-Match", "\"nope\"").body("x").send().await.unwrap();
+    let r = s
+        .req("PUT", &s.dav("a.txt"))
+        .header("If-Match", "\"nope\"")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 412);
     assert_eq!(s.get_bytes("a.txt").await.1, b"one");
-    let r = s.req("PUT", &s.dav("a.txt")).header("If-Match", &etag).body("two").send().await.unwrap();
+    let r = s
+        .req("PUT", &s.dav("a.txt"))
+        .header("If-Match", &etag)
+        .body("two")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    let r = s.req("PUT", &s.dav("a.txt")).header("If-None-Match", "*").body("x").send().await.unwrap();
+    let r = s
+        .req("PUT", &s.dav("a.txt"))
+        .header("If-None-Match", "*")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 412);
     let etag = s.etag("a.txt").await;
-    let r = s.req("GET", &s.dav("a.txt")).header("If-None-Match", &etag).send().await.unwrap();
+    let r = s
+        .req("GET", &s.dav("a.txt"))
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 304);
-    let r = s.req("GET", &s.dav("a.txt")).header("Range", "bytes=1-").send().await.unwrap();
+    let r = s
+        .req("GET", &s.dav("a.txt"))
+        .header("Range", "bytes=1-")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 206);
     assert_eq!(r.headers()["content-range"], "bytes 1-2/3");
     assert_eq!(r.text().await.unwrap(), "wo");
-    let r = s.req("GET", &s.dav("a.txt")).header("Range", "bytes=10-").send().await.unwrap();
+    let r = s
+        .req("GET", &s.dav("a.txt"))
+        .header("Range", "bytes=10-")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 416);
     s.stop().await;
 }
@@ -59,7 +100,10 @@ async fn checksum_mismatch_stores_nothing() {
     let s = TestServer::start().await;
     let r = s
         .req("PUT", &s.dav("c.txt"))
-        .header("OC-Checksum", "SHA1:0000000000000000000000000000000000000000")
+        .header(
+            "OC-Checksum",
+            "SHA1:0000000000000000000000000000000000000000",
+        )
         .body("data")
         .send()
         .await
@@ -69,15 +113,27 @@ async fn checksum_mismatch_stores_nothing() {
     assert!(!s.files_dir().join("c.txt").exists());
     let r = s
         .req("PUT", &s.dav("c.txt"))
-        .header("OC-Checksum", "SHA1:a17c9aaa61e80a1bf71d0d850af4e5baa9800bbd")
+        .header(
+            "OC-Checksum",
+            "SHA1:a17c9aaa61e80a1bf71d0d850af4e5baa9800bbd",
+        )
         .body("data")
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
     let (_, body) = s.propfind("c.txt", "0", PROPS).await;
-    assert!(body.contains("SHA1:a17c9aaa61e80a1bf71d0d850af4e5baa9800bbd"), "{body}");
-    let r = s.req("PUT", &s.dav("c.txt")).header("OC-Checksum", "CRC99:zz").body("d").send().await.unwrap();
+    assert!(
+        body.contains("SHA1:a17c9aaa61e80a1bf71d0d850af4e5baa9800bbd"),
+        "{body}"
+    );
+    let r = s
+        .req("PUT", &s.dav("c.txt"))
+        .header("OC-Checksum", "CRC99:zz")
+        .body("d")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     s.stop().await;
 }
@@ -112,10 +168,19 @@ async fn mkcol_delete_copy_move_statuses() {
     assert_eq!(cp.status(), 201);
     assert_eq!(s.get_bytes("e/g.txt").await.1, b"y");
     assert_ne!(s.fileid("e/g.txt").await, s.fileid("d/g.txt").await);
-    assert_eq!(s.req("DELETE", &s.dav("d")).send().await.unwrap().status(), 204);
+    assert_eq!(
+        s.req("DELETE", &s.dav("d")).send().await.unwrap().status(),
+        204
+    );
     assert_eq!(s.get_bytes("d/g.txt").await.0, 404);
-    assert_eq!(s.req("DELETE", &s.dav("d")).send().await.unwrap().status(), 404);
-    assert_eq!(s.req("DELETE", &s.dav("")).send().await.unwrap().status(), 403);
+    assert_eq!(
+        s.req("DELETE", &s.dav("d")).send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        s.req("DELETE", &s.dav("")).send().await.unwrap().status(),
+        403
+    );
     let r = s.req("MOVE", &s.dav("e")).send().await.unwrap();
     assert_eq!(r.status(), 400, "missing Destination");
     s.stop().await;
@@ -138,7 +203,13 @@ async fn propfind_depths_and_bad_bodies() {
     assert!(body.contains("<oc:permissions>RDNVCK</oc:permissions>"));
     let (st, _) = s.propfind("dir", "infinity", "").await;
     assert_eq!(st, 400);
-    let (st, _) = s.propfind("dir", "1", "<d:propfind xmlns:d=\"DAV:\"><d:prop><x:y/></d:prop></d:propfind>").await;
+    let (st, _) = s
+        .propfind(
+            "dir",
+            "1",
+            "<d:propfind xmlns:d=\"DAV:\"><d:prop><x:y/></d:prop></d:propfind>",
+        )
+        .await;
     assert_eq!(st, 400, "undeclared prefix");
     let bomb = r#"<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;">]><d:propfind xmlns:d="DAV:"><d:prop>&b;</d:prop></d:propfind>"#;
     assert_eq!(s.propfind("dir", "1", bomb).await.0, 400);
@@ -146,12 +217,24 @@ async fn propfind_depths_and_bad_bodies() {
     let quirky = "<?xml version=\"1.0\"?><d:propfind xmlns:d=\"DAV:\"><d:prop><d:getetag/></d:prop>M</d:propfind>";
     assert_eq!(s.propfind("dir", "0", quirky).await.0, 207);
     let (st, body) = s
-        .propfind("dir/0.txt", "0", "<d:propfind xmlns:d=\"DAV:\"><d:prop><d:nothere/></d:prop></d:propfind>")
+        .propfind(
+            "dir/0.txt",
+            "0",
+            "<d:propfind xmlns:d=\"DAV:\"><d:prop><d:nothere/></d:prop></d:propfind>",
+        )
         .await;
     assert_eq!(st, 207);
     assert!(body.contains("404 Not Found"), "{body}");
-    let r = s.req("PROPFIND", &s.dav("dir")).header("Depth", "1").send().await.unwrap();
-    assert_eq!(r.headers()["content-type"], "application/xml; charset=utf-8");
+    let r = s
+        .req("PROPFIND", &s.dav("dir"))
+        .header("Depth", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/xml; charset=utf-8"
+    );
     assert_eq!(s.propfind("nope", "0", "").await.0, 404);
     s.stop().await;
 }
@@ -173,7 +256,12 @@ async fn proppatch_dead_props_and_favorites() {
     let s = TestServer::start().await;
     s.put("p.txt", "x").await;
     let body = r#"<?xml version="1.0"?><d:propertyupdate xmlns:d="DAV:" xmlns:z="urn:z" xmlns:oc="http://owncloud.org/ns"><d:set><d:prop><z:color>blue</z:color><oc:favorite>1</oc:favorite></d:prop></d:set></d:propertyupdate>"#;
-    let r = s.req("PROPPATCH", &s.dav("p.txt")).body(body).send().await.unwrap();
+    let r = s
+        .req("PROPPATCH", &s.dav("p.txt"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 207);
     let (_, got) = s
         .propfind("p.txt", "0", r#"<d:propfind xmlns:d="DAV:" xmlns:z="urn:z" xmlns:oc="http://owncloud.org/ns"><d:prop><z:color/><oc:favorite/></d:prop></d:propfind>"#)
@@ -181,15 +269,31 @@ async fn proppatch_dead_props_and_favorites() {
     assert!(got.contains(">blue<"), "{got}");
     assert!(got.contains("<oc:favorite>1</oc:favorite>"), "{got}");
     let report = r#"<?xml version="1.0"?><oc:filter-files xmlns:d="DAV:" xmlns:oc="http://owncloud.org/ns"><d:prop><d:getetag/></d:prop><oc:filter-rules><oc:favorite>1</oc:favorite></oc:filter-rules></oc:filter-files>"#;
-    let r = s.req("REPORT", &s.dav("")).body(report).send().await.unwrap();
+    let r = s
+        .req("REPORT", &s.dav(""))
+        .body(report)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 207);
     let t = r.text().await.unwrap();
     assert_eq!(responses(&t), 1);
     assert!(t.contains("p.txt"));
     // Live properties are protected: 403, and nothing else in the request is applied (424).
     let body = r#"<d:propertyupdate xmlns:d="DAV:" xmlns:z="urn:z"><d:set><d:prop><d:getetag>x</d:getetag><z:color>red</z:color></d:prop></d:set></d:propertyupdate>"#;
-    let t = s.req("PROPPATCH", &s.dav("p.txt")).body(body).send().await.unwrap().text().await.unwrap();
-    assert!(t.contains("403 Forbidden") && t.contains("424 Failed Dependency"), "{t}");
+    let t = s
+        .req("PROPPATCH", &s.dav("p.txt"))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        t.contains("403 Forbidden") && t.contains("424 Failed Dependency"),
+        "{t}"
+    );
     let (_, got) = s
         .propfind("p.txt", "0", r#"<d:propfind xmlns:d="DAV:" xmlns:z="urn:z"><d:prop><z:color/></d:prop></d:propfind>"#)
         .await;
@@ -202,21 +306,61 @@ async fn locks_are_enforced() {
     let s = TestServer::start().await;
     s.put("l.txt", "x").await;
     let lockinfo = r#"<?xml version="1.0"?><d:lockinfo xmlns:d="DAV:"><d:lockscope><d:exclusive/></d:lockscope><d:locktype><d:write/></d:locktype><d:owner>me</d:owner></d:lockinfo>"#;
-    let r = s.req("LOCK", &s.dav("l.txt")).body(lockinfo).send().await.unwrap();
+    let r = s
+        .req("LOCK", &s.dav("l.txt"))
+        .body(lockinfo)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let token = r.headers()["lock-token"].to_str().unwrap().to_owned();
     assert_eq!(s.put("l.txt", "y").await.status(), 423);
-    assert_eq!(s.req("DELETE", &s.dav("l.txt")).send().await.unwrap().status(), 423);
-    let r = s.req("LOCK", &s.dav("l.txt")).body(lockinfo).send().await.unwrap();
+    assert_eq!(
+        s.req("DELETE", &s.dav("l.txt"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        423
+    );
+    let r = s
+        .req("LOCK", &s.dav("l.txt"))
+        .body(lockinfo)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 423, "second exclusive lock");
-    let r = s.req("PUT", &s.dav("l.txt")).header("If", format!("({token})")).body("z").send().await.unwrap();
+    let r = s
+        .req("PUT", &s.dav("l.txt"))
+        .header("If", format!("({token})"))
+        .body("z")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
-    let r = s.req("UNLOCK", &s.dav("l.txt")).header("Lock-Token", &token).send().await.unwrap();
+    let r = s
+        .req("UNLOCK", &s.dav("l.txt"))
+        .header("Lock-Token", &token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 204);
     assert_eq!(s.put("l.txt", "w").await.status(), 204);
-    let r = s.req("PUT", &s.dav("l.txt")).header("If", "(<DAV:no-lock>)").body("q").send().await.unwrap();
+    let r = s
+        .req("PUT", &s.dav("l.txt"))
+        .header("If", "(<DAV:no-lock>)")
+        .body("q")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 412);
-    let r = s.req("PUT", &s.dav("l.txt")).header("If", "(garbage").body("q").send().await.unwrap();
+    let r = s
+        .req("PUT", &s.dav("l.txt"))
+        .header("If", "(garbage")
+        .body("q")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     s.stop().await;
 }
@@ -224,9 +368,19 @@ async fn locks_are_enforced() {
 #[tokio::test]
 async fn authentication_and_throttling() {
     let s = TestServer::start_with(|c| c.auth.max_failures = 3).await;
-    let r = s.client.request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), s.dav("")).send().await.unwrap();
+    let r = s
+        .client
+        .request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), s.dav(""))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
     let bad = |pw: &str| {
         s.client
             .get(s.dav(""))
@@ -242,10 +396,20 @@ async fn authentication_and_throttling() {
     // Even the right password waits out the block (no oracle while blocked)…
     assert_eq!(bad("secret").await.unwrap().status(), 429);
     // …but an unknown user gets the same answer as a wrong password.
-    let r = s.client.get(s.dav("")).basic_auth("nobody", Some("x")).send().await.unwrap();
+    let r = s
+        .client
+        .get(s.dav(""))
+        .basic_auth("nobody", Some("x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     // Another user's space is invisible.
-    let r = s.req("PROPFIND", &format!("{}/remote.php/dav/files/bob/", s.base)).send().await.unwrap();
+    let r = s
+        .req("PROPFIND", &format!("{}/remote.php/dav/files/bob/", s.base))
+        .send()
+        .await
+        .unwrap();
     assert!(r.status() == 404 || r.status() == 429, "{}", r.status());
     s.stop().await;
 }
@@ -254,17 +418,35 @@ async fn authentication_and_throttling() {
 async fn legacy_endpoints_and_options() {
     let s = TestServer::start().await;
     s.put("x.txt", "legacy").await;
-    for p in ["/remote.php/webdav/x.txt", "/webdav/x.txt", "/dav/files/alice/x.txt"] {
-        let r = s.req("GET", &format!("{}{p}", s.base)).send().await.unwrap();
+    for p in [
+        "/remote.php/webdav/x.txt",
+        "/webdav/x.txt",
+        "/dav/files/alice/x.txt",
+    ] {
+        let r = s
+            .req("GET", &format!("{}{p}", s.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200, "{p}");
         assert_eq!(r.text().await.unwrap(), "legacy");
     }
-    let r = s.client.request(reqwest::Method::OPTIONS, s.dav("")).send().await.unwrap();
+    let r = s
+        .client
+        .request(reqwest::Method::OPTIONS, s.dav(""))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["dav"], "1, 2");
     let r = s.req("BREW", &s.dav("")).send().await.unwrap();
     assert_eq!(r.status(), 405);
-    let r = s.client.get(format!("{}/nothing", s.base)).send().await.unwrap();
+    let r = s
+        .client
+        .get(format!("{}/nothing", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     s.stop().await;
 }

@@ -3,8 +3,8 @@
 
 use crate::clock::now_secs;
 use crate::{CoreError, FileStore};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use hearth_store::{Store, UserRecord};
 use hearth_types::UserId;
 use std::sync::Arc;
@@ -30,7 +30,9 @@ pub fn validate_username(name: &str) -> Result<(), CoreError> {
 
 fn hash_password(password: &str) -> Result<String, CoreError> {
     if password.is_empty() {
-        return Err(CoreError::BadRequest("the password must not be empty".into()));
+        return Err(CoreError::BadRequest(
+            "the password must not be empty".into(),
+        ));
     }
     let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
         .map_err(|e| CoreError::Internal(format!("making a salt: {e}")))?;
@@ -43,7 +45,11 @@ fn hash_password(password: &str) -> Result<String, CoreError> {
 /// Whether `password` matches an argon2 PHC string.
 pub(crate) fn verify_password(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -53,7 +59,12 @@ impl Accounts {
     }
 
     /// Creates an account and its personal space.
-    pub fn add(&self, username: &str, password: &str, display_name: Option<&str>) -> Result<UserRecord, CoreError> {
+    pub fn add(
+        &self,
+        username: &str,
+        password: &str,
+        display_name: Option<&str>,
+    ) -> Result<UserRecord, CoreError> {
         validate_username(username)?;
         let password_hash = hash_password(password)?;
         let rec = UserRecord {
@@ -68,7 +79,9 @@ impl Accounts {
         };
         self.store.write(|tx| {
             if tx.user(username)?.is_some() {
-                return Err(CoreError::AlreadyExists(format!("user {username:?} already exists")));
+                return Err(CoreError::AlreadyExists(format!(
+                    "user {username:?} already exists"
+                )));
             }
             tx.put_user(&rec)?;
             self.files.create_personal_space(tx, &rec)?;

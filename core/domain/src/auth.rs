@@ -3,8 +3,8 @@
 //! throttling of failures per account and per client address. Bearer tokens (OIDC, a later
 //! issue) plug in beside [`Authenticator::verify_basic`] and yield the same [`Principal`].
 
-use crate::accounts::{Accounts, verify_password};
 use crate::CoreError;
+use crate::accounts::{Accounts, verify_password};
 use hearth_types::UserId;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -101,7 +101,12 @@ impl Authenticator {
     ///
     /// Unknown user and wrong password give the same answer; a blocked account or address gets
     /// [`CoreError::Throttled`] without any password check.
-    pub fn verify_basic(&self, username: &str, password: &str, addr: Option<IpAddr>) -> Result<Principal, CoreError> {
+    pub fn verify_basic(
+        &self,
+        username: &str,
+        password: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<Principal, CoreError> {
         let now = Instant::now();
         let user = self.accounts.get(username)?;
         let digest = self.digest(username, password);
@@ -127,14 +132,17 @@ impl Authenticator {
         match (ok, user) {
             (true, Some(u)) => {
                 self.clear_failures(username, addr);
-                self.cache.lock().unwrap_or_else(PoisonError::into_inner).insert(
-                    username.to_owned(),
-                    Cached {
-                        digest,
-                        password_hash: u.password_hash.clone(),
-                        expires: now + self.cfg.cache_ttl,
-                    },
-                );
+                self.cache
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(
+                        username.to_owned(),
+                        Cached {
+                            digest,
+                            password_hash: u.password_hash.clone(),
+                            expires: now + self.cfg.cache_ttl,
+                        },
+                    );
                 Ok(principal(&u))
             }
             _ => {
@@ -149,14 +157,31 @@ impl Authenticator {
         Ok(self.accounts.get(username)?.as_ref().map(principal))
     }
 
-    fn check_blocked(&self, username: &str, addr: Option<IpAddr>, now: Instant) -> Result<(), CoreError> {
+    fn check_blocked(
+        &self,
+        username: &str,
+        addr: Option<IpAddr>,
+        now: Instant,
+    ) -> Result<(), CoreError> {
         let wait = |f: Option<&Failures>| {
             f.and_then(|f| f.blocked_until)
                 .filter(|t| *t > now)
                 .map(|t| (t - now).as_secs().max(1))
         };
-        let u = wait(self.by_user.lock().unwrap_or_else(PoisonError::into_inner).get(username));
-        let a = addr.and_then(|a| wait(self.by_addr.lock().unwrap_or_else(PoisonError::into_inner).get(&a)));
+        let u = wait(
+            self.by_user
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(username),
+        );
+        let a = addr.and_then(|a| {
+            wait(
+                self.by_addr
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get(&a),
+            )
+        });
         match u.max(a) {
             Some(secs) => Err(CoreError::Throttled(secs)),
             None => Ok(()),
@@ -176,7 +201,10 @@ impl Authenticator {
             f.count += 1;
             if f.count >= limit {
                 let extra = f.count - limit;
-                let block = cfg.block.saturating_mul(1u32 << extra.min(16)).min(cfg.max_block);
+                let block = cfg
+                    .block
+                    .saturating_mul(1u32 << extra.min(16))
+                    .min(cfg.max_block);
                 f.blocked_until = Some(now + block);
             }
         };
@@ -194,7 +222,10 @@ impl Authenticator {
     }
 
     fn clear_failures(&self, username: &str, _addr: Option<IpAddr>) {
-        self.by_user.lock().unwrap_or_else(PoisonError::into_inner).remove(username);
+        self.by_user
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(username);
     }
 }
 
@@ -204,7 +235,8 @@ fn prune<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Failures>, now: Instant, wi
         return;
     }
     m.retain(|_, f| {
-        f.blocked_until.is_some_and(|t| t > now) || f.first.is_some_and(|t| now.duration_since(t) <= window)
+        f.blocked_until.is_some_and(|t| t > now)
+            || f.first.is_some_and(|t| now.duration_since(t) <= window)
     });
 }
 

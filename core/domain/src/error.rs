@@ -50,7 +50,9 @@ impl CoreError {
             std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
                 CoreError::QuotaExceeded("the disk is full".into())
             }
-            std::io::ErrorKind::InvalidFilename => CoreError::BadRequest(format!("{what}: invalid file name")),
+            std::io::ErrorKind::InvalidFilename => {
+                CoreError::BadRequest(format!("{what}: invalid file name"))
+            }
             _ => CoreError::Internal(format!("{what}: {e}")),
         }
     }

@@ -13,8 +13,8 @@ pub use accounts::Accounts;
 pub use auth::{Authenticator, Principal, ThrottleConfig};
 pub use error::CoreError;
 pub use files::{
-    Checksums, FileStore, MoveOutcome, NodeKind, PutOptions, Quota, ResourceInfo, StorageOptions, StorageProvider,
-    Upload,
+    Checksums, FileStore, MoveOutcome, NodeKind, PutOptions, Quota, ResourceInfo, StorageOptions,
+    StorageProvider, Upload,
 };
 pub use locks::{LockRequest, Locks};
 
@@ -39,7 +39,8 @@ pub struct Core {
 impl Core {
     /// Opens the metadata database in `opts.data_dir` and builds every service.
     pub fn open(opts: StorageOptions, throttle: ThrottleConfig) -> Result<Self, CoreError> {
-        std::fs::create_dir_all(&opts.data_dir).map_err(|e| CoreError::io("creating the data directory", e))?;
+        std::fs::create_dir_all(&opts.data_dir)
+            .map_err(|e| CoreError::io("creating the data directory", e))?;
         let store = Store::open(&opts.data_dir.join("hearth.redb"))?;
         let files = Arc::new(FileStore::new(store.clone(), opts)?);
         let accounts = Arc::new(Accounts::new(store.clone(), files.clone()));

@@ -1,9 +1,9 @@
 //! WebDAV write locks (RFC 4918 §6, §7): exclusive and shared, depth 0 or infinity, with timeouts.
 //! Locks name a path (a URL's namespace), not a node, as the RFC defines them.
 
+use crate::CoreError;
 use crate::auth::Principal;
 use crate::clock::now_secs;
-use crate::CoreError;
 use hearth_store::{LockRecord, Store};
 use hearth_types::{RelPath, SpaceId};
 
@@ -39,7 +39,9 @@ fn live(l: &LockRecord, now: i64) -> bool {
 
 /// Whether lock `l` applies to `path` (its root, or below a depth-infinity root).
 fn covers(l: &LockRecord, space: SpaceId, path: &[String]) -> bool {
-    l.space == space && path.starts_with(&l.path) && (l.depth_infinity || l.path.len() == path.len())
+    l.space == space
+        && path.starts_with(&l.path)
+        && (l.depth_infinity || l.path.len() == path.len())
 }
 
 /// Whether lock `l` lies strictly below `path`.
@@ -58,7 +60,12 @@ impl Locks {
 
     fn all_live(&self) -> Result<Vec<LockRecord>, CoreError> {
         let now = now_secs();
-        Ok(self.store.read(|tx| tx.locks())?.into_iter().filter(|l| live(l, now)).collect())
+        Ok(self
+            .store
+            .read(|tx| tx.locks())?
+            .into_iter()
+            .filter(|l| live(l, now))
+            .collect())
     }
 
     /// Creates a lock; `Locked` if it conflicts with an existing one.
@@ -71,7 +78,8 @@ impl Locks {
                     tx.remove_lock(&l.token)?;
                     continue;
                 }
-                let overlaps = covers(&l, req.space, &path) || (req.depth_infinity && below(&l, req.space, &path));
+                let overlaps = covers(&l, req.space, &path)
+                    || (req.depth_infinity && below(&l, req.space, &path));
                 if overlaps && !(l.shared && req.shared) {
                     return Err(CoreError::Locked(format!("{} is locked", req.path)));
                 }
@@ -93,15 +101,28 @@ impl Locks {
     }
 
     /// Refreshes the lock `token`, which must apply to `path`.
-    pub fn refresh(&self, who: &Principal, space: SpaceId, path: &RelPath, token: &str, timeout: Option<u64>) -> Result<LockRecord, CoreError> {
+    pub fn refresh(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+        token: &str,
+        timeout: Option<u64>,
+    ) -> Result<LockRecord, CoreError> {
         let p = names(path);
         let now = now_secs();
         self.store.write(|tx| {
             let lock = tx
                 .locks()?
                 .into_iter()
-                .find(|l| l.token == token && live(l, now) && covers(l, space, &p) && l.user == who.id)
-                .ok_or_else(|| CoreError::PreconditionFailed("the lock token does not match a lock on this resource".into()))?;
+                .find(|l| {
+                    l.token == token && live(l, now) && covers(l, space, &p) && l.user == who.id
+                })
+                .ok_or_else(|| {
+                    CoreError::PreconditionFailed(
+                        "the lock token does not match a lock on this resource".into(),
+                    )
+                })?;
             let mut lock = lock;
             lock.timeout_secs = timeout;
             lock.expires_at = expiry(timeout);
@@ -111,7 +132,13 @@ impl Locks {
     }
 
     /// Removes the lock `token`, which must apply to `path`.
-    pub fn unlock(&self, who: &Principal, space: SpaceId, path: &RelPath, token: &str) -> Result<(), CoreError> {
+    pub fn unlock(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+        token: &str,
+    ) -> Result<(), CoreError> {
         let p = names(path);
         let now = now_secs();
         self.store.write(|tx| {
@@ -121,10 +148,14 @@ impl Locks {
                 .find(|l| l.token == token && live(l, now))
                 .ok_or_else(|| CoreError::Conflict("no such lock token".into()))?;
             if !covers(&lock, space, &p) {
-                return Err(CoreError::Conflict("the lock token does not apply to this resource".into()));
+                return Err(CoreError::Conflict(
+                    "the lock token does not apply to this resource".into(),
+                ));
             }
             if lock.user != who.id {
-                return Err(CoreError::PermissionDenied("the lock belongs to someone else".into()));
+                return Err(CoreError::PermissionDenied(
+                    "the lock belongs to someone else".into(),
+                ));
             }
             tx.remove_lock(token)?;
             Ok(())
@@ -134,17 +165,32 @@ impl Locks {
     /// The live locks that apply to `path`.
     pub fn covering(&self, space: SpaceId, path: &RelPath) -> Result<Vec<LockRecord>, CoreError> {
         let p = names(path);
-        Ok(self.all_live()?.into_iter().filter(|l| covers(l, space, &p)).collect())
+        Ok(self
+            .all_live()?
+            .into_iter()
+            .filter(|l| covers(l, space, &p))
+            .collect())
     }
 
     /// Every live lock in a space (for rendering `lockdiscovery` in listings).
     pub fn covering_space(&self, space: SpaceId) -> Result<Vec<LockRecord>, CoreError> {
-        Ok(self.all_live()?.into_iter().filter(|l| l.space == space).collect())
+        Ok(self
+            .all_live()?
+            .into_iter()
+            .filter(|l| l.space == space)
+            .collect())
     }
 
     /// Whether `path` (and, if `recursive`, anything below it) may be changed by `who` submitting
     /// `tokens`: every applying lock's token must be among them and belong to `who`.
-    pub fn check_write(&self, who: &Principal, space: SpaceId, path: &RelPath, tokens: &[String], recursive: bool) -> Result<(), CoreError> {
+    pub fn check_write(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+        tokens: &[String],
+        recursive: bool,
+    ) -> Result<(), CoreError> {
         let p = names(path);
         for l in self.all_live()? {
             let applies = covers(&l, space, &p) || (recursive && below(&l, space, &p));

@@ -9,8 +9,15 @@ use http::HeaderMap;
 use std::net::IpAddr;
 
 /// Authenticates a request or fails with 401 (or 429 while throttled).
-pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap, addr: Option<IpAddr>) -> Result<Principal, ApiError> {
-    let Some(value) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+pub(crate) async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    addr: Option<IpAddr>,
+) -> Result<Principal, ApiError> {
+    let Some(value) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    else {
         return Err(ApiError(CoreError::Unauthenticated));
     };
     let Some((scheme, rest)) = value.split_once(' ') else {
@@ -24,7 +31,9 @@ pub(crate) async fn authenticate(state: &AppState, headers: &HeaderMap, addr: Op
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or(ApiError(CoreError::Unauthenticated))?;
-    let (user, pass) = decoded.split_once(':').ok_or(ApiError(CoreError::Unauthenticated))?;
+    let (user, pass) = decoded
+        .split_once(':')
+        .ok_or(ApiError(CoreError::Unauthenticated))?;
     let (user, pass) = (user.to_owned(), pass.to_owned());
     let auth = state.core.auth.clone();
     blocking(move || auth.verify_basic(&user, &pass, addr)).await

@@ -20,14 +20,29 @@ pub(crate) fn classify(e: &CoreError) -> (StatusCode, &'static str) {
     use CoreError::*;
     match e {
         NotFound(_) => (StatusCode::NOT_FOUND, "Sabre\\DAV\\Exception\\NotFound"),
-        Unauthenticated => (StatusCode::UNAUTHORIZED, "Sabre\\DAV\\Exception\\NotAuthenticated"),
-        Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "Sabre\\DAV\\Exception\\TooManyRequests"),
+        Unauthenticated => (
+            StatusCode::UNAUTHORIZED,
+            "Sabre\\DAV\\Exception\\NotAuthenticated",
+        ),
+        Throttled(_) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Sabre\\DAV\\Exception\\TooManyRequests",
+        ),
         PermissionDenied(_) => (StatusCode::FORBIDDEN, "Sabre\\DAV\\Exception\\Forbidden"),
-        AlreadyExists(_) => (StatusCode::METHOD_NOT_ALLOWED, "Sabre\\DAV\\Exception\\MethodNotAllowed"),
+        AlreadyExists(_) => (
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Sabre\\DAV\\Exception\\MethodNotAllowed",
+        ),
         Conflict(_) => (StatusCode::CONFLICT, "Sabre\\DAV\\Exception\\Conflict"),
-        PreconditionFailed(_) => (StatusCode::PRECONDITION_FAILED, "Sabre\\DAV\\Exception\\PreconditionFailed"),
+        PreconditionFailed(_) => (
+            StatusCode::PRECONDITION_FAILED,
+            "Sabre\\DAV\\Exception\\PreconditionFailed",
+        ),
         Locked(_) => (StatusCode::LOCKED, "Sabre\\DAV\\Exception\\Locked"),
-        QuotaExceeded(_) => (StatusCode::INSUFFICIENT_STORAGE, "Sabre\\DAV\\Exception\\InsufficientStorage"),
+        QuotaExceeded(_) => (
+            StatusCode::INSUFFICIENT_STORAGE,
+            "Sabre\\DAV\\Exception\\InsufficientStorage",
+        ),
         BadRequest(_) => (StatusCode::BAD_REQUEST, "Sabre\\DAV\\Exception\\BadRequest"),
         Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Sabre\\DAV\\Exception"),
     }
@@ -36,8 +51,10 @@ pub(crate) fn classify(e: &CoreError) -> (StatusCode, &'static str) {
 /// An error response for a protocol condition that has no `CoreError` (e.g. 415, 502).
 pub(crate) fn plain(status: StatusCode, exception: &str, message: &str) -> Response {
     let mut resp = (status, hearth_dav_proto::sabre_error(exception, message)).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
     resp
 }
 
@@ -54,7 +71,10 @@ impl IntoResponse for ApiError {
         let body = hearth_dav_proto::sabre_error(exception, &message);
         let mut resp = (status, body).into_response();
         let h = resp.headers_mut();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml; charset=utf-8"),
+        );
         match &self.0 {
             CoreError::Unauthenticated => {
                 h.insert(
@@ -101,9 +121,10 @@ mod tests {
     #[test]
     fn internal_details_stay_inside() {
         let r = ApiError(CoreError::Internal("secret detail".into())).into_response();
-        let body = futures_util::executor::block_on(http_body_util::BodyExt::collect(r.into_body()))
-            .unwrap()
-            .to_bytes();
+        let body =
+            futures_util::executor::block_on(http_body_util::BodyExt::collect(r.into_body()))
+                .unwrap()
+                .to_bytes();
         assert!(!String::from_utf8_lossy(&body).contains("secret"));
     }
 }

@@ -18,7 +18,8 @@ pub(crate) async fn request_id(req: Request, next: Next) -> Response {
         .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let span = tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
+    let span =
+        tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     async move {
         let mut resp = next.run(req).await;
         tracing::debug!(status = resp.status().as_u16(), "done");
@@ -37,7 +38,9 @@ pub(crate) async fn blocking<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r.map_err(ApiError),
-        Err(e) => Err(ApiError(CoreError::Internal(format!("worker task failed: {e}")))),
+        Err(e) => Err(ApiError(CoreError::Internal(format!(
+            "worker task failed: {e}"
+        )))),
     }
 }
 

@@ -150,8 +150,14 @@ pub enum ConfigError {
 impl Config {
     /// Loads the configuration: defaults, then the TOML file (`file`, or `<data_dir>/hearth.toml`
     /// when it exists), then `HEARTH_*` variables from `env`.
-    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
-        let env: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with("HEARTH_")).collect();
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("HEARTH_"))
+            .collect();
         let mut table = toml::Table::new();
         let path = match file {
             Some(p) => Some(p.to_path_buf()),
@@ -165,21 +171,32 @@ impl Config {
             }
         };
         if let Some(p) = &path {
-            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
-            table = text.parse::<toml::Table>().map_err(|e| ConfigError::Invalid {
-                origin: format!(" in {}", p.display()),
-                message: e.to_string(),
+            let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                path: p.clone(),
+                source,
             })?;
+            table = text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::Invalid {
+                    origin: format!(" in {}", p.display()),
+                    message: e.to_string(),
+                })?;
         }
         for (key, value) in env {
-            let Some(rest) = key.strip_prefix("HEARTH_") else { continue };
+            let Some(rest) = key.strip_prefix("HEARTH_") else {
+                continue;
+            };
             let parts: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
-            set_path(&mut table, &parts, env_value(&value, &parts)).map_err(|message| ConfigError::Invalid {
-                origin: format!(" in {key}"),
-                message,
+            set_path(&mut table, &parts, env_value(&value, &parts)).map_err(|message| {
+                ConfigError::Invalid {
+                    origin: format!(" in {key}"),
+                    message,
+                }
             })?;
         }
-        let origin = path.map(|p| format!(" in {} or the environment", p.display())).unwrap_or_default();
+        let origin = path
+            .map(|p| format!(" in {} or the environment", p.display()))
+            .unwrap_or_default();
         toml::Value::Table(table)
             .try_into::<Config>()
             .map_err(|e| ConfigError::Invalid {
@@ -234,15 +251,26 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn layers_apply_in_order() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("hearth.toml");
-        std::fs::write(&file, "listen = \"127.0.0.1:1234\"\n[storage]\ndefault_quota = 10\n").unwrap();
-        let c = Config::load(Some(&file), env(&[("HEARTH_STORAGE__DEFAULT_QUOTA", "20"), ("PATH", "/bin")])).unwrap();
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:1234\"\n[storage]\ndefault_quota = 10\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[("HEARTH_STORAGE__DEFAULT_QUOTA", "20"), ("PATH", "/bin")]),
+        )
+        .unwrap();
         assert_eq!(c.listen.port(), 1234);
         assert_eq!(c.storage.default_quota, Some(20));
         assert_eq!(c.log, "info");
@@ -255,13 +283,22 @@ mod tests {
         std::fs::write(&file, "lisen = \"127.0.0.1:1\"\n").unwrap();
         let e = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
         assert!(e.contains("lisen"), "{e}");
-        let e = Config::load(None, env(&[("HEARTH_BOGUS", "1")])).unwrap_err().to_string();
+        let e = Config::load(None, env(&[("HEARTH_BOGUS", "1")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("bogus"), "{e}");
     }
 
     #[test]
     fn env_overrides_listen_and_services() {
-        let c = Config::load(None, env(&[("HEARTH_LISTEN", "127.0.0.1:0"), ("HEARTH_SERVICES", "http")])).unwrap();
+        let c = Config::load(
+            None,
+            env(&[
+                ("HEARTH_LISTEN", "127.0.0.1:0"),
+                ("HEARTH_SERVICES", "http"),
+            ]),
+        )
+        .unwrap();
         assert_eq!(c.listen.port(), 0);
         assert_eq!(c.services, vec!["http".to_string()]);
     }

@@ -6,8 +6,13 @@ use hearth_domain::Core;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub(crate) async fn run(core: Core, cfg: JobsConfig, cancel: CancellationToken) -> Result<(), String> {
-    let scan_every = (cfg.scan_interval_secs > 0).then(|| Duration::from_secs(cfg.scan_interval_secs));
+pub(crate) async fn run(
+    core: Core,
+    cfg: JobsConfig,
+    cancel: CancellationToken,
+) -> Result<(), String> {
+    let scan_every =
+        (cfg.scan_interval_secs > 0).then(|| Duration::from_secs(cfg.scan_interval_secs));
     let purge_every = Duration::from_secs(cfg.purge_interval_secs.max(60));
     let mut scan = tokio::time::interval(scan_every.unwrap_or(Duration::from_secs(3600)));
     let mut purge = tokio::time::interval(purge_every);

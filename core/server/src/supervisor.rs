@@ -126,8 +126,10 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
     let mut storage = StorageOptions::new(cfg.data_dir.clone());
     storage.default_quota = cfg.storage.default_quota;
     storage.versions_max_count = cfg.storage.versions_max_count;
-    storage.versions_max_age = Duration::from_secs(cfg.storage.versions_max_age_days.saturating_mul(86_400));
-    storage.trash_retention = Duration::from_secs(cfg.storage.trash_retention_days.saturating_mul(86_400));
+    storage.versions_max_age =
+        Duration::from_secs(cfg.storage.versions_max_age_days.saturating_mul(86_400));
+    storage.trash_retention =
+        Duration::from_secs(cfg.storage.trash_retention_days.saturating_mul(86_400));
     let throttle = ThrottleConfig {
         max_failures: cfg.auth.max_failures.max(1),
         block: Duration::from_secs(cfg.auth.block_secs),
@@ -140,10 +142,17 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
     let mut services: Vec<(String, ServiceFn)> = Vec::new();
     let mut http_addr = None;
     if selected.iter().any(|s| s == "http") {
-        let listener = std::net::TcpListener::bind(cfg.listen).map_err(|source| StartError::Bind { addr: cfg.listen, source })?;
+        let listener =
+            std::net::TcpListener::bind(cfg.listen).map_err(|source| StartError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
         listener
             .set_nonblocking(true)
-            .map_err(|source| StartError::Bind { addr: cfg.listen, source })?;
+            .map_err(|source| StartError::Bind {
+                addr: cfg.listen,
+                source,
+            })?;
         http_addr = listener.local_addr().ok();
         let router = hearth_http::router(
             core.clone(),
@@ -175,7 +184,12 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
     let tasks = services
         .into_iter()
         .map(|(name, f)| {
-            let task = tokio::spawn(supervise(name.clone(), f, cancel.clone(), status_tx.clone()));
+            let task = tokio::spawn(supervise(
+                name.clone(),
+                f,
+                cancel.clone(),
+                status_tx.clone(),
+            ));
             (name, task)
         })
         .collect();
@@ -190,7 +204,11 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
     })
 }
 
-async fn serve_http(listener: Arc<std::net::TcpListener>, router: axum::Router, cancel: CancellationToken) -> Result<(), String> {
+async fn serve_http(
+    listener: Arc<std::net::TcpListener>,
+    router: axum::Router,
+    cancel: CancellationToken,
+) -> Result<(), String> {
     use axum::serve::ListenerExt;
     let std_listener = listener.try_clone().map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
@@ -198,10 +216,13 @@ async fn serve_http(listener: Arc<std::net::TcpListener>, router: axum::Router, 
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
-        .map_err(|e| e.to_string())
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { cancel.cancelled().await })
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// Failures within this window count towards `Degraded`.
@@ -209,7 +230,12 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// This many failures within the window mark the server degraded.
 const MAX_FAILURES: usize = 5;
 
-async fn supervise(name: String, f: ServiceFn, cancel: CancellationToken, status: Arc<watch::Sender<Status>>) {
+async fn supervise(
+    name: String,
+    f: ServiceFn,
+    cancel: CancellationToken,
+    status: Arc<watch::Sender<Status>>,
+) {
     let mut backoff = Duration::from_millis(100);
     let mut failures: Vec<Instant> = Vec::new();
     loop {
@@ -258,7 +284,9 @@ mod tests {
         let (tx, mut rx) = watch::channel(Status::Running);
         let cancel = CancellationToken::new();
         let task = tokio::spawn(supervise("t".into(), f, cancel.clone(), Arc::new(tx)));
-        rx.wait_for(|s| matches!(s, Status::Degraded { .. })).await.unwrap();
+        rx.wait_for(|s| matches!(s, Status::Degraded { .. }))
+            .await
+            .unwrap();
         assert!(runs.load(Ordering::SeqCst) >= MAX_FAILURES);
         cancel.cancel();
         task.await.unwrap();

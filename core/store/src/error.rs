@@ -9,7 +9,9 @@ pub enum StoreError {
     #[error("the database {0} is in use by another process")]
     InUse(PathBuf),
     /// The database was written by a newer Hearth.
-    #[error("the data directory has schema version {found}, newer than this Hearth understands ({supported})")]
+    #[error(
+        "the data directory has schema version {found}, newer than this Hearth understands ({supported})"
+    )]
     TooNew {
         /// The version on disk.
         found: u32,

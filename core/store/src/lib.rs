@@ -55,14 +55,20 @@ impl Store {
     }
 
     /// Runs `f` in a read transaction (a consistent snapshot).
-    pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&ReadTx) -> Result<T, E>) -> Result<T, E> {
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&ReadTx) -> Result<T, E>,
+    ) -> Result<T, E> {
         let txn = self.inner.db.begin_read().map_err(StoreError::from)?;
         f(&ReadTx::new(txn))
     }
 
     /// Runs `f` in a write transaction and returns once the commit is durable on disk. If `f` fails,
     /// nothing it wrote is kept. Concurrent writers share one fsync (group commit).
-    pub fn write<T, E: From<StoreError>>(&self, f: impl FnOnce(&WriteTx) -> Result<T, E>) -> Result<T, E> {
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&WriteTx) -> Result<T, E>,
+    ) -> Result<T, E> {
         let out = self.write_lazy(f)?;
         self.inner.commits.wait_durable(&self.inner.db)?;
         Ok(out)
@@ -70,9 +76,13 @@ impl Store {
 
     /// Like [`Store::write`] but returns before the commit reaches the disk: for derived state that
     /// a crash may lose without harm (it is rebuilt from the file system).
-    pub fn write_lazy<T, E: From<StoreError>>(&self, f: impl FnOnce(&WriteTx) -> Result<T, E>) -> Result<T, E> {
+    pub fn write_lazy<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&WriteTx) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut txn = self.inner.db.begin_write().map_err(StoreError::from)?;
-        txn.set_durability(Durability::None).map_err(StoreError::from)?;
+        txn.set_durability(Durability::None)
+            .map_err(StoreError::from)?;
         let wtx = WriteTx::new(txn);
         match f(&wtx) {
             Ok(v) => {

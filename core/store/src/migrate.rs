@@ -41,10 +41,12 @@ impl Store {
     /// This installation's storage provider id (created with the database).
     pub fn storage_id(&self) -> Result<StorageId, StoreError> {
         self.read(|tx| {
-            let b = tx.meta(STORAGE_ID_KEY)?.ok_or_else(|| StoreError::Corrupt {
-                table: "meta",
-                detail: "no storage_id".into(),
-            })?;
+            let b = tx
+                .meta(STORAGE_ID_KEY)?
+                .ok_or_else(|| StoreError::Corrupt {
+                    table: "meta",
+                    detail: "no storage_id".into(),
+                })?;
             let arr: [u8; 16] = b.as_slice().try_into().map_err(|_| StoreError::Corrupt {
                 table: "meta",
                 detail: "storage_id is not 16 bytes".into(),

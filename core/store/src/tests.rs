@@ -71,8 +71,14 @@ fn reopen_keeps_data_and_storage_id() {
     };
     let store = Store::open(&path).unwrap();
     assert_eq!(store.storage_id().unwrap(), sid);
-    assert_eq!(store.read(|tx| tx.user("alice")).unwrap(), Some(user.clone()));
-    assert_eq!(store.read(|tx| tx.username_of(user.id)).unwrap().as_deref(), Some("alice"));
+    assert_eq!(
+        store.read(|tx| tx.user("alice")).unwrap(),
+        Some(user.clone())
+    );
+    assert_eq!(
+        store.read(|tx| tx.username_of(user.id)).unwrap().as_deref(),
+        Some("alice")
+    );
 }
 
 #[test]
@@ -94,7 +100,9 @@ fn concurrent_writers_all_land() {
             s.spawn(move || {
                 for j in 0..20 {
                     let name = format!("{i}-{j}");
-                    store.write(|tx| tx.put_child(parent, &name, NodeId::random())).unwrap();
+                    store
+                        .write(|tx| tx.put_child(parent, &name, NodeId::random()))
+                        .unwrap();
                 }
             });
         }

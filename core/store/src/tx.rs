@@ -2,7 +2,9 @@
 
 use crate::records::{decode, encode};
 use crate::schema::*;
-use crate::{LockRecord, NodeRecord, SpaceRecord, StoreError, TrashRecord, UserRecord, VersionRecord};
+use crate::{
+    LockRecord, NodeRecord, SpaceRecord, StoreError, TrashRecord, UserRecord, VersionRecord,
+};
 use hearth_types::{NodeId, SpaceId, UserId};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
 
@@ -51,7 +53,10 @@ mod read {
         Ok(t.get(key)?.map(|g| g.value().to_vec()))
     }
 
-    pub(super) fn children(t: &impl ReadableTable<(u128, &'static str), u128>, parent: u128) -> R<Vec<(String, NodeId)>> {
+    pub(super) fn children(
+        t: &impl ReadableTable<(u128, &'static str), u128>,
+        parent: u128,
+    ) -> R<Vec<(String, NodeId)>> {
         let mut out = Vec::new();
         for item in t.range((parent, "")..)? {
             let (k, v) = item?;
@@ -64,7 +69,10 @@ mod read {
         Ok(out)
     }
 
-    pub(super) fn props(t: &impl ReadableTable<(u128, &'static str), &'static str>, node: u128) -> R<Vec<(String, String)>> {
+    pub(super) fn props(
+        t: &impl ReadableTable<(u128, &'static str), &'static str>,
+        node: u128,
+    ) -> R<Vec<(String, String)>> {
         let mut out = Vec::new();
         for item in t.range((node, "")..)? {
             let (k, v) = item?;
@@ -89,7 +97,10 @@ mod read {
         Ok(out)
     }
 
-    pub(super) fn trash(t: &impl ReadableTable<(u128, &'static str), &'static [u8]>, space: u128) -> R<Vec<TrashRecord>> {
+    pub(super) fn trash(
+        t: &impl ReadableTable<(u128, &'static str), &'static [u8]>,
+        space: u128,
+    ) -> R<Vec<TrashRecord>> {
         let mut out = Vec::new();
         for item in t.range((space, "")..)? {
             let (k, v) = item?;
@@ -101,7 +112,10 @@ mod read {
         Ok(out)
     }
 
-    pub(super) fn versions(t: &impl ReadableTable<(u128, u64), &'static [u8]>, node: u128) -> R<Vec<VersionRecord>> {
+    pub(super) fn versions(
+        t: &impl ReadableTable<(u128, u64), &'static [u8]>,
+        node: u128,
+    ) -> R<Vec<VersionRecord>> {
         let mut out = Vec::new();
         for item in t.range((node, 0u64)..=(node, u64::MAX))? {
             let (_, v) = item?;
@@ -110,7 +124,10 @@ mod read {
         Ok(out)
     }
 
-    pub(super) fn favorites(t: &impl ReadableTable<(u128, u128), ()>, user: u128) -> R<Vec<NodeId>> {
+    pub(super) fn favorites(
+        t: &impl ReadableTable<(u128, u128), ()>,
+        user: u128,
+    ) -> R<Vec<NodeId>> {
         let mut out = Vec::new();
         for item in t.range((user, 0u128)..=(user, u128::MAX))? {
             let (k, _) = item?;
@@ -137,11 +154,16 @@ macro_rules! read_methods {
             }
             /// An account by login name.
             pub fn user(&self, username: &str) -> R<Option<UserRecord>> {
-                read::bytes(&self.open(USERS)?, username)?.map(|b| decode("users", &b)).transpose()
+                read::bytes(&self.open(USERS)?, username)?
+                    .map(|b| decode("users", &b))
+                    .transpose()
             }
             /// A login name by user id.
             pub fn username_of(&self, user: UserId) -> R<Option<String>> {
-                Ok(self.open(USER_IDS)?.get(user.0.as_u128())?.map(|g| g.value().to_owned()))
+                Ok(self
+                    .open(USER_IDS)?
+                    .get(user.0.as_u128())?
+                    .map(|g| g.value().to_owned()))
             }
             /// All accounts, ordered by login name.
             pub fn users(&self) -> R<Vec<UserRecord>> {
@@ -149,7 +171,9 @@ macro_rules! read_methods {
             }
             /// A space.
             pub fn space(&self, space: SpaceId) -> R<Option<SpaceRecord>> {
-                read::bytes(&self.open(SPACES)?, space.0.as_u128())?.map(|b| decode("spaces", &b)).transpose()
+                read::bytes(&self.open(SPACES)?, space.0.as_u128())?
+                    .map(|b| decode("spaces", &b))
+                    .transpose()
             }
             /// All spaces.
             pub fn spaces(&self) -> R<Vec<SpaceRecord>> {
@@ -157,11 +181,16 @@ macro_rules! read_methods {
             }
             /// A node.
             pub fn node(&self, node: NodeId) -> R<Option<NodeRecord>> {
-                read::bytes(&self.open(NODES)?, id(&node))?.map(|b| decode("nodes", &b)).transpose()
+                read::bytes(&self.open(NODES)?, id(&node))?
+                    .map(|b| decode("nodes", &b))
+                    .transpose()
             }
             /// The child of `parent` called `name`.
             pub fn child(&self, parent: NodeId, name: &str) -> R<Option<NodeId>> {
-                Ok(self.open(CHILDREN)?.get((id(&parent), name))?.map(|g| nid(g.value())))
+                Ok(self
+                    .open(CHILDREN)?
+                    .get((id(&parent), name))?
+                    .map(|g| nid(g.value())))
             }
             /// All children of `parent`, ordered by name (bytewise).
             pub fn children(&self, parent: NodeId) -> R<Vec<(String, NodeId)>> {
@@ -173,7 +202,10 @@ macro_rules! read_methods {
             }
             /// Whether `user` marked `node` as a favourite.
             pub fn is_favorite(&self, user: UserId, node: NodeId) -> R<bool> {
-                Ok(self.open(FAVORITES)?.get((user.0.as_u128(), id(&node)))?.is_some())
+                Ok(self
+                    .open(FAVORITES)?
+                    .get((user.0.as_u128(), id(&node)))?
+                    .is_some())
             }
             /// All favourites of `user`.
             pub fn favorites(&self, user: UserId) -> R<Vec<NodeId>> {
@@ -189,7 +221,9 @@ macro_rules! read_methods {
             }
             /// One trash item.
             pub fn trash_item(&self, space: SpaceId, key: &str) -> R<Option<TrashRecord>> {
-                read::bytes(&self.open(TRASH)?, (space.0.as_u128(), key))?.map(|b| decode("trash", &b)).transpose()
+                read::bytes(&self.open(TRASH)?, (space.0.as_u128(), key))?
+                    .map(|b| decode("trash", &b))
+                    .transpose()
             }
             /// The versions of a file, oldest first.
             pub fn versions(&self, node: NodeId) -> R<Vec<VersionRecord>> {
@@ -210,8 +244,12 @@ impl WriteTx {
     }
     /// Inserts or replaces an account (and its id index).
     pub fn put_user(&self, u: &UserRecord) -> R<()> {
-        self.txn.open_table(USERS)?.insert(u.username.as_str(), encode(u).as_slice())?;
-        self.txn.open_table(USER_IDS)?.insert(u.id.0.as_u128(), u.username.as_str())?;
+        self.txn
+            .open_table(USERS)?
+            .insert(u.username.as_str(), encode(u).as_slice())?;
+        self.txn
+            .open_table(USER_IDS)?
+            .insert(u.id.0.as_u128(), u.username.as_str())?;
         Ok(())
     }
     /// Removes an account.
@@ -222,7 +260,9 @@ impl WriteTx {
     }
     /// Inserts or replaces a space.
     pub fn put_space(&self, s: &SpaceRecord) -> R<()> {
-        self.txn.open_table(SPACES)?.insert(s.id.0.as_u128(), encode(s).as_slice())?;
+        self.txn
+            .open_table(SPACES)?
+            .insert(s.id.0.as_u128(), encode(s).as_slice())?;
         Ok(())
     }
     /// Removes a space record.
@@ -232,7 +272,9 @@ impl WriteTx {
     }
     /// Inserts or replaces a node.
     pub fn put_node(&self, node: NodeId, rec: &NodeRecord) -> R<()> {
-        self.txn.open_table(NODES)?.insert(id(&node), encode(rec).as_slice())?;
+        self.txn
+            .open_table(NODES)?
+            .insert(id(&node), encode(rec).as_slice())?;
         Ok(())
     }
     /// Removes a node record with its dead properties (not its children links).
@@ -247,7 +289,9 @@ impl WriteTx {
     }
     /// Links `child` under `parent` as `name`.
     pub fn put_child(&self, parent: NodeId, name: &str, child: NodeId) -> R<()> {
-        self.txn.open_table(CHILDREN)?.insert((id(&parent), name), id(&child))?;
+        self.txn
+            .open_table(CHILDREN)?
+            .insert((id(&parent), name), id(&child))?;
         Ok(())
     }
     /// Unlinks `name` from `parent`.
@@ -257,7 +301,9 @@ impl WriteTx {
     }
     /// Sets a dead property.
     pub fn put_prop(&self, node: NodeId, clark: &str, xml: &str) -> R<()> {
-        self.txn.open_table(PROPS)?.insert((id(&node), clark), xml)?;
+        self.txn
+            .open_table(PROPS)?
+            .insert((id(&node), clark), xml)?;
         Ok(())
     }
     /// Removes a dead property.
@@ -277,7 +323,9 @@ impl WriteTx {
     }
     /// Inserts or replaces a lock.
     pub fn put_lock(&self, l: &LockRecord) -> R<()> {
-        self.txn.open_table(LOCKS)?.insert(l.token.as_str(), encode(l).as_slice())?;
+        self.txn
+            .open_table(LOCKS)?
+            .insert(l.token.as_str(), encode(l).as_slice())?;
         Ok(())
     }
     /// Removes a lock.
@@ -294,12 +342,16 @@ impl WriteTx {
     }
     /// Removes a trash item.
     pub fn remove_trash(&self, space: SpaceId, key: &str) -> R<()> {
-        self.txn.open_table(TRASH)?.remove((space.0.as_u128(), key))?;
+        self.txn
+            .open_table(TRASH)?
+            .remove((space.0.as_u128(), key))?;
         Ok(())
     }
     /// Inserts a version.
     pub fn put_version(&self, node: NodeId, v: &VersionRecord) -> R<()> {
-        self.txn.open_table(VERSIONS)?.insert((id(&node), v.key), encode(v).as_slice())?;
+        self.txn
+            .open_table(VERSIONS)?
+            .insert((id(&node), v.key), encode(v).as_slice())?;
         Ok(())
     }
     /// Removes a version.

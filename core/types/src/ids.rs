@@ -128,7 +128,13 @@ mod tests {
 
     #[test]
     fn malformed_ids_are_refused() {
-        for bad in ["", "x", "a$b!c", "$!", "123e4567-e89b-12d3-a456-426614174000"] {
+        for bad in [
+            "",
+            "x",
+            "a$b!c",
+            "$!",
+            "123e4567-e89b-12d3-a456-426614174000",
+        ] {
             assert!(bad.parse::<ResourceId>().is_err(), "{bad}");
         }
     }

@@ -44,7 +44,9 @@ impl Name {
             return Err(NameError::TooLong);
         }
         // Backslash is legal on Linux but is a separator to Windows clients, and reva refuses it too.
-        if s.chars().any(|c| c == '/' || c == '\\' || c == '\0' || c.is_control()) {
+        if s.chars()
+            .any(|c| c == '/' || c == '\\' || c == '\0' || c.is_control())
+        {
             return Err(NameError::ForbiddenChar(s.to_owned()));
         }
         Ok(Self(s.to_owned()))
@@ -159,7 +161,11 @@ impl fmt::Display for RelPath {
 
 /// Characters kept literal in an href segment: RFC 3986 unreserved only; everything else, including
 /// `#`, `%`, `?`, `$`, spaces and non-ASCII, is percent-encoded.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Percent-encodes one path segment.
 pub fn encode_segment(s: &str) -> String {
@@ -185,7 +191,17 @@ mod tests {
 
     #[test]
     fn escapes_are_refused() {
-        for bad in ["..", "a/..", "%2e%2e", "a/%2E%2E/b", "a%2fb", "a%5cb", "a\\b", "a%00b", "%ff"] {
+        for bad in [
+            "..",
+            "a/..",
+            "%2e%2e",
+            "a/%2E%2E/b",
+            "a%2fb",
+            "a%5cb",
+            "a\\b",
+            "a%00b",
+            "%ff",
+        ] {
             assert!(RelPath::from_url_path(bad).is_err(), "{bad}");
         }
     }
@@ -199,7 +215,15 @@ mod tests {
 
     #[test]
     fn special_names_round_trip() {
-        for name in ["a#b", "100%", "what?", "spaced name", "caf\u{e9}", "cafe\u{301}", "\u{1F600}"] {
+        for name in [
+            "a#b",
+            "100%",
+            "what?",
+            "spaced name",
+            "caf\u{e9}",
+            "cafe\u{301}",
+            "\u{1F600}",
+        ] {
             let enc = encode_segment(name);
             let p = RelPath::from_url_path(&enc).unwrap();
             assert_eq!(p.file_name().unwrap().as_str(), name);

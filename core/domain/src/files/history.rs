@@ -2,8 +2,8 @@
 //! retention (count and age for versions, age for trash).
 
 use super::FileStore;
-use crate::clock::{now_ns, now_secs};
 use crate::CoreError;
+use crate::clock::{now_ns, now_secs};
 use hearth_store::{SpaceRecord, TrashRecord, VersionRecord};
 use hearth_types::NodeId;
 

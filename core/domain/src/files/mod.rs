@@ -7,16 +7,16 @@
 mod history;
 mod ops;
 mod props;
-mod tree;
 mod provider;
+mod tree;
 mod write;
 
 pub use hearth_store::{Checksums, NodeKind};
 pub use write::{ChecksumAlgo, PutOptions, Upload};
 
+use crate::CoreError;
 use crate::auth::Principal;
 use crate::clock::now_ns;
-use crate::CoreError;
 use hearth_store::{NodeRecord, SpaceKind, SpaceRecord, Store, UserRecord, WriteTx};
 use hearth_types::{NodeId, RelPath, ResourceId, SpaceId, StorageId};
 use std::path::PathBuf;
@@ -127,11 +127,26 @@ pub trait StorageProvider: Send + Sync {
     /// The personal space of a user.
     fn personal_space(&self, user: hearth_types::UserId) -> Result<SpaceId, CoreError>;
     /// Stat.
-    fn stat(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<ResourceInfo, CoreError>;
+    fn stat(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+    ) -> Result<ResourceInfo, CoreError>;
     /// ListContainer.
-    fn list(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<Vec<ResourceInfo>, CoreError>;
+    fn list(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+    ) -> Result<Vec<ResourceInfo>, CoreError>;
     /// CreateContainer.
-    fn mkdir(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<ResourceInfo, CoreError>;
+    fn mkdir(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+    ) -> Result<ResourceInfo, CoreError>;
     /// Delete (to the trash).
     fn delete(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<(), CoreError>;
     /// Move.
@@ -165,11 +180,21 @@ pub trait StorageProvider: Send + Sync {
         opts: &PutOptions,
     ) -> Result<(ResourceInfo, bool), CoreError>;
     /// Opens a file for reading.
-    fn open_read(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<(ResourceInfo, std::fs::File), CoreError>;
+    fn open_read(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+    ) -> Result<(ResourceInfo, std::fs::File), CoreError>;
     /// Quota of a space.
     fn quota(&self, who: &Principal, space: SpaceId) -> Result<Quota, CoreError>;
     /// Dead properties (arbitrary metadata): (Clark name, XML fragment).
-    fn properties(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<Vec<(String, String)>, CoreError>;
+    fn properties(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+    ) -> Result<Vec<(String, String)>, CoreError>;
     /// Sets (`Some`) and removes (`None`) dead properties, all or nothing.
     fn patch_properties(
         &self,
@@ -179,7 +204,13 @@ pub trait StorageProvider: Send + Sync {
         ops: &[(String, Option<String>)],
     ) -> Result<(), CoreError>;
     /// Marks or unmarks a favourite.
-    fn set_favorite(&self, who: &Principal, space: SpaceId, path: &RelPath, on: bool) -> Result<(), CoreError>;
+    fn set_favorite(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+        on: bool,
+    ) -> Result<(), CoreError>;
     /// The caller's favourites.
     fn favorites(&self, who: &Principal) -> Result<Vec<(SpaceId, ResourceInfo)>, CoreError>;
 }
@@ -202,14 +233,24 @@ impl FileStore {
         let tmp_dir = system.join("tmp");
         let trash_dir = system.join("trash");
         let versions_dir = system.join("versions");
-        for d in [&tmp_dir, &trash_dir, &versions_dir, &opts.data_dir.join("files")] {
-            std::fs::create_dir_all(d).map_err(|e| CoreError::io("creating the data directory layout", e))?;
+        for d in [
+            &tmp_dir,
+            &trash_dir,
+            &versions_dir,
+            &opts.data_dir.join("files"),
+        ] {
+            std::fs::create_dir_all(d)
+                .map_err(|e| CoreError::io("creating the data directory layout", e))?;
         }
         // Leftovers of uploads interrupted by a crash: never visible under a real name, safe to drop.
         if let Ok(entries) = std::fs::read_dir(&tmp_dir) {
             for e in entries.flatten() {
                 let p = e.path();
-                let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+                let _ = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
             }
         }
         let storage_id = store.storage_id()?;
@@ -235,7 +276,11 @@ impl FileStore {
     }
 
     /// Creates the personal space of a new account (inside the account's transaction).
-    pub(crate) fn create_personal_space(&self, tx: &WriteTx, user: &UserRecord) -> Result<(), CoreError> {
+    pub(crate) fn create_personal_space(
+        &self,
+        tx: &WriteTx,
+        user: &UserRecord,
+    ) -> Result<(), CoreError> {
         let id = SpaceId(user.id.0);
         let rec = SpaceRecord {
             id,
@@ -266,7 +311,11 @@ impl FileStore {
     }
 
     /// Drops the records of a removed account's space (its files stay on disk).
-    pub(crate) fn forget_personal_space(&self, tx: &WriteTx, user: &UserRecord) -> Result<(), CoreError> {
+    pub(crate) fn forget_personal_space(
+        &self,
+        tx: &WriteTx,
+        user: &UserRecord,
+    ) -> Result<(), CoreError> {
         let id = SpaceId(user.id.0);
         tree::remove_subtree(tx, NodeId(id.0))?;
         tx.remove_space(id)?;
@@ -290,13 +339,18 @@ impl FileStore {
         Ok(rec)
     }
 
-    #[expect(clippy::indexing_slicing, reason = "the index is reduced modulo STRIPES")]
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "the index is reduced modulo STRIPES"
+    )]
     fn stripe(&self, key: &std::path::Path) -> std::sync::MutexGuard<'_, ()> {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut h);
         let i = usize::try_from(h.finish() % STRIPES as u64).unwrap_or(0) % STRIPES;
-        self.stripes[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.stripes[i]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

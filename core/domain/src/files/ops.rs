@@ -4,8 +4,8 @@
 
 use super::tree::{Located, new_etag, probe, propagate, record_from_disk, remove_subtree, to_i64};
 use super::{FileStore, MoveOutcome, ResourceInfo};
-use crate::clock::now_secs;
 use crate::CoreError;
+use crate::clock::now_secs;
 use hearth_store::{NodeKind, SpaceRecord, TrashRecord, WriteTx};
 use hearth_types::{Name, NodeId, RelPath};
 use std::path::{Path, PathBuf};
@@ -18,28 +18,46 @@ fn fsync_dir(dir: &Path) -> Result<(), CoreError> {
 
 /// Atomically swaps two paths.
 fn exchange(a: &Path, b: &Path) -> Result<(), CoreError> {
-    rustix::fs::renameat_with(rustix::fs::CWD, a, rustix::fs::CWD, b, rustix::fs::RenameFlags::EXCHANGE)
-        .map_err(|e| CoreError::io("replacing the destination", std::io::Error::from(e)))
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        a,
+        rustix::fs::CWD,
+        b,
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .map_err(|e| CoreError::io("replacing the destination", std::io::Error::from(e)))
 }
 
 fn check_pair(from: &RelPath, to: &RelPath) -> Result<(), CoreError> {
     if from.is_root() {
-        return Err(CoreError::PermissionDenied("the space root cannot be moved or copied".into()));
+        return Err(CoreError::PermissionDenied(
+            "the space root cannot be moved or copied".into(),
+        ));
     }
     if to.is_root() {
-        return Err(CoreError::BadRequest("the space root cannot be overwritten".into()));
+        return Err(CoreError::BadRequest(
+            "the space root cannot be overwritten".into(),
+        ));
     }
     if from == to {
-        return Err(CoreError::PermissionDenied("source and destination are the same".into()));
+        return Err(CoreError::PermissionDenied(
+            "source and destination are the same".into(),
+        ));
     }
     if to.starts_with(from) {
-        return Err(CoreError::Conflict("a folder cannot be moved or copied into itself".into()));
+        return Err(CoreError::Conflict(
+            "a folder cannot be moved or copied into itself".into(),
+        ));
     }
     Ok(())
 }
 
 impl FileStore {
-    pub(crate) fn mkdir_impl(&self, space: &SpaceRecord, path: &RelPath) -> Result<ResourceInfo, CoreError> {
+    pub(crate) fn mkdir_impl(
+        &self,
+        space: &SpaceRecord,
+        path: &RelPath,
+    ) -> Result<ResourceInfo, CoreError> {
         if path.is_root() || self.try_locate(space, path)?.is_some() {
             return Err(CoreError::AlreadyExists(format!("{path} already exists")));
         }
@@ -53,7 +71,8 @@ impl FileStore {
             Err(e) => return Err(CoreError::io("creating a folder", e)),
         }
         fsync_dir(&parent.disk)?;
-        let meta = std::fs::symlink_metadata(&disk).map_err(|e| CoreError::io("creating a folder", e))?;
+        let meta =
+            std::fs::symlink_metadata(&disk).map_err(|e| CoreError::io("creating a folder", e))?;
         let id = NodeId::random();
         let rec = record_from_disk(space.id, parent.id, name.as_str(), NodeKind::Dir, &meta);
         self.store.write(|tx| -> Result<(), CoreError> {
@@ -67,12 +86,17 @@ impl FileStore {
 
     pub(crate) fn delete_impl(&self, space: &SpaceRecord, path: &RelPath) -> Result<(), CoreError> {
         if path.is_root() {
-            return Err(CoreError::PermissionDenied("the space root cannot be deleted".into()));
+            return Err(CoreError::PermissionDenied(
+                "the space root cannot be deleted".into(),
+            ));
         }
         let loc = self.locate(space, path)?;
         let key = self.stash_in_trash(space, &loc.disk)?;
         self.store.write(|tx| -> Result<(), CoreError> {
-            let parent = loc.rec.parent.ok_or_else(|| CoreError::Internal("node without parent".into()))?;
+            let parent = loc
+                .rec
+                .parent
+                .ok_or_else(|| CoreError::Internal("node without parent".into()))?;
             tx.remove_child(parent, &loc.rec.name)?;
             self.trash_records(tx, space, &key, &loc, path)?;
             propagate(tx, parent, -to_i64(loc.rec.size))?;
@@ -81,16 +105,28 @@ impl FileStore {
     }
 
     /// Moves a disk entry into the space's trash folder; returns its trash key.
-    pub(crate) fn stash_in_trash(&self, space: &SpaceRecord, disk: &Path) -> Result<String, CoreError> {
+    pub(crate) fn stash_in_trash(
+        &self,
+        space: &SpaceRecord,
+        disk: &Path,
+    ) -> Result<String, CoreError> {
         let dir = self.trash_dir.join(space.id.to_string());
         std::fs::create_dir_all(&dir).map_err(|e| CoreError::io("creating the trash folder", e))?;
         let key = uuid::Uuid::new_v4().simple().to_string();
-        std::fs::rename(disk, dir.join(&key)).map_err(|e| CoreError::io("moving to the trash", e))?;
+        std::fs::rename(disk, dir.join(&key))
+            .map_err(|e| CoreError::io("moving to the trash", e))?;
         Ok(key)
     }
 
     /// Records a trashed node and drops its live records.
-    fn trash_records(&self, tx: &WriteTx, space: &SpaceRecord, key: &str, loc: &Located, path: &RelPath) -> Result<(), CoreError> {
+    fn trash_records(
+        &self,
+        tx: &WriteTx,
+        space: &SpaceRecord,
+        key: &str,
+        loc: &Located,
+        path: &RelPath,
+    ) -> Result<(), CoreError> {
         remove_subtree(tx, loc.id)?;
         tx.put_trash(
             space.id,
@@ -106,7 +142,13 @@ impl FileStore {
         Ok(())
     }
 
-    pub(crate) fn move_impl(&self, space: &SpaceRecord, from: &RelPath, to: &RelPath, overwrite: bool) -> Result<MoveOutcome, CoreError> {
+    pub(crate) fn move_impl(
+        &self,
+        space: &SpaceRecord,
+        from: &RelPath,
+        to: &RelPath,
+        overwrite: bool,
+    ) -> Result<MoveOutcome, CoreError> {
         check_pair(from, to)?;
         let src = self.locate(space, from)?;
         let (dparent, dname) = self.locate_parent(space, to)?;
@@ -114,7 +156,9 @@ impl FileStore {
         let _guard = self.stripe(&target);
         let old = self.try_locate(space, to)?;
         if old.is_some() && !overwrite {
-            return Err(CoreError::PreconditionFailed(format!("{to} exists and Overwrite is F")));
+            return Err(CoreError::PreconditionFailed(format!(
+                "{to} exists and Overwrite is F"
+            )));
         }
         let src_parent_disk = src.disk.parent().map(Path::to_path_buf).unwrap_or_default();
         let trashed = match &old {
@@ -131,7 +175,10 @@ impl FileStore {
         fsync_dir(&src_parent_disk)?;
         fsync_dir(&dparent.disk)?;
         self.store.write(|tx| -> Result<(), CoreError> {
-            let sparent = src.rec.parent.ok_or_else(|| CoreError::Internal("node without parent".into()))?;
+            let sparent = src
+                .rec
+                .parent
+                .ok_or_else(|| CoreError::Internal("node without parent".into()))?;
             tx.remove_child(sparent, &src.rec.name)?;
             let mut old_size = 0;
             if let (Some(o), Some(key)) = (&old, &trashed) {
@@ -148,7 +195,11 @@ impl FileStore {
             propagate(tx, dparent.id, to_i64(rec.size) - to_i64(old_size))?;
             Ok(())
         })?;
-        Ok(if old.is_some() { MoveOutcome::Replaced } else { MoveOutcome::Created })
+        Ok(if old.is_some() {
+            MoveOutcome::Replaced
+        } else {
+            MoveOutcome::Created
+        })
     }
 
     pub(crate) fn copy_impl(
@@ -173,7 +224,9 @@ impl FileStore {
         let old = self.try_locate(space, to)?;
         if old.is_some() && !overwrite {
             let _ = std::fs::remove_dir_all(&tmp).or_else(|_| std::fs::remove_file(&tmp));
-            return Err(CoreError::PreconditionFailed(format!("{to} exists and Overwrite is F")));
+            return Err(CoreError::PreconditionFailed(format!(
+                "{to} exists and Overwrite is F"
+            )));
         }
         let trashed = match &old {
             Some(o) => {
@@ -197,15 +250,22 @@ impl FileStore {
             propagate(tx, dparent.id, to_i64(size) - to_i64(old_size))?;
             Ok(())
         })?;
-        Ok(if old.is_some() { MoveOutcome::Replaced } else { MoveOutcome::Created })
+        Ok(if old.is_some() {
+            MoveOutcome::Replaced
+        } else {
+            MoveOutcome::Created
+        })
     }
 }
 
 /// Copies a file or folder tree on disk, keeping modification times; files are fsynced.
 fn copy_tree(src: &Path, dst: &Path, recursive: bool) -> Result<(), CoreError> {
-    let mut stack: Vec<(PathBuf, PathBuf, bool)> = vec![(src.to_path_buf(), dst.to_path_buf(), true)];
+    let mut stack: Vec<(PathBuf, PathBuf, bool)> =
+        vec![(src.to_path_buf(), dst.to_path_buf(), true)];
     while let Some((s, d, descend)) = stack.pop() {
-        let Some((kind, meta)) = probe(&s)? else { continue };
+        let Some((kind, meta)) = probe(&s)? else {
+            continue;
+        };
         match kind {
             NodeKind::File => {
                 std::fs::copy(&s, &d).map_err(|e| CoreError::io("copying a file", e))?;
@@ -214,14 +274,18 @@ fn copy_tree(src: &Path, dst: &Path, recursive: bool) -> Result<(), CoreError> {
                     .open(&d)
                     .map_err(|e| CoreError::io("copying a file", e))?;
                 if let Ok(t) = meta.modified() {
-                    f.set_modified(t).map_err(|e| CoreError::io("copying a file", e))?;
+                    f.set_modified(t)
+                        .map_err(|e| CoreError::io("copying a file", e))?;
                 }
-                f.sync_all().map_err(|e| CoreError::io("copying a file", e))?;
+                f.sync_all()
+                    .map_err(|e| CoreError::io("copying a file", e))?;
             }
             NodeKind::Dir => {
                 std::fs::create_dir(&d).map_err(|e| CoreError::io("copying a folder", e))?;
                 if descend && recursive {
-                    for entry in std::fs::read_dir(&s).map_err(|e| CoreError::io("copying a folder", e))? {
+                    for entry in
+                        std::fs::read_dir(&s).map_err(|e| CoreError::io("copying a folder", e))?
+                    {
                         let entry = entry.map_err(|e| CoreError::io("copying a folder", e))?;
                         let name = entry.file_name();
                         if name.to_str().is_none_or(|n| Name::new(n).is_err()) {
@@ -246,7 +310,9 @@ fn build_records(
     name: &Name,
     source: Option<NodeId>,
 ) -> Result<u64, CoreError> {
-    let Some((kind, meta)) = probe(disk)? else { return Ok(0) };
+    let Some((kind, meta)) = probe(disk)? else {
+        return Ok(0);
+    };
     let id = NodeId::random();
     let mut rec = record_from_disk(space.id, parent, name.as_str(), kind, &meta);
     let src_rec = match source {
@@ -269,7 +335,9 @@ fn build_records(
             .collect();
         names.sort();
         for n in names {
-            let Ok(child_name) = Name::new(&n) else { continue };
+            let Ok(child_name) = Name::new(&n) else {
+                continue;
+            };
             let child_src = match source {
                 Some(s) => tx.child(s, &n)?,
                 None => None,

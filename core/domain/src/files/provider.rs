@@ -1,8 +1,8 @@
 //! [`StorageProvider`] for [`FileStore`]: access checks, then the operation.
 
 use super::{FileStore, MoveOutcome, PutOptions, Quota, ResourceInfo, StorageProvider, Upload};
-use crate::auth::Principal;
 use crate::CoreError;
+use crate::auth::Principal;
 use hearth_types::{NodeId, RelPath, SpaceId, UserId};
 
 impl StorageProvider for FileStore {
@@ -14,14 +14,28 @@ impl StorageProvider for FileStore {
         }
     }
 
-    fn stat(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<ResourceInfo, CoreError> {
+    fn stat(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+    ) -> Result<ResourceInfo, CoreError> {
         let space = self.space_for(who, space)?;
         let loc = self.locate(&space, path)?;
-        let fav = self.favorite_flags(who.id, &[loc.id])?.first().copied().unwrap_or(false);
+        let fav = self
+            .favorite_flags(who.id, &[loc.id])?
+            .first()
+            .copied()
+            .unwrap_or(false);
         Ok(self.info(&space, path.clone(), loc.id, &loc.rec, fav))
     }
 
-    fn list(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<Vec<ResourceInfo>, CoreError> {
+    fn list(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+    ) -> Result<Vec<ResourceInfo>, CoreError> {
         let space = self.space_for(who, space)?;
         let dir = self.locate(&space, path)?;
         if dir.rec.kind != hearth_store::NodeKind::Dir {
@@ -37,7 +51,12 @@ impl StorageProvider for FileStore {
             .collect())
     }
 
-    fn mkdir(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<ResourceInfo, CoreError> {
+    fn mkdir(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+    ) -> Result<ResourceInfo, CoreError> {
         let space = self.space_for(who, space)?;
         self.mkdir_impl(&space, path)
     }
@@ -47,7 +66,14 @@ impl StorageProvider for FileStore {
         self.delete_impl(&space, path)
     }
 
-    fn move_to(&self, who: &Principal, space: SpaceId, from: &RelPath, to: &RelPath, overwrite: bool) -> Result<MoveOutcome, CoreError> {
+    fn move_to(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        from: &RelPath,
+        to: &RelPath,
+        overwrite: bool,
+    ) -> Result<MoveOutcome, CoreError> {
         let space = self.space_for(who, space)?;
         self.move_impl(&space, from, to, overwrite)
     }
@@ -80,7 +106,12 @@ impl StorageProvider for FileStore {
         self.finish_upload_impl(who, space, path, upload, opts)
     }
 
-    fn open_read(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<(ResourceInfo, std::fs::File), CoreError> {
+    fn open_read(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+    ) -> Result<(ResourceInfo, std::fs::File), CoreError> {
         use std::os::unix::fs::OpenOptionsExt;
         let space = self.space_for(who, space)?;
         let loc = self.locate(&space, path)?;
@@ -89,7 +120,10 @@ impl StorageProvider for FileStore {
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&loc.disk)
             .map_err(|e| CoreError::io("opening a file", e))?;
-        Ok((self.info(&space, path.clone(), loc.id, &loc.rec, false), file))
+        Ok((
+            self.info(&space, path.clone(), loc.id, &loc.rec, false),
+            file,
+        ))
     }
 
     fn quota(&self, who: &Principal, space: SpaceId) -> Result<Quota, CoreError> {
@@ -97,17 +131,34 @@ impl StorageProvider for FileStore {
         self.quota_impl(&space)
     }
 
-    fn properties(&self, who: &Principal, space: SpaceId, path: &RelPath) -> Result<Vec<(String, String)>, CoreError> {
+    fn properties(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+    ) -> Result<Vec<(String, String)>, CoreError> {
         let space = self.space_for(who, space)?;
         self.properties_impl(&space, path)
     }
 
-    fn patch_properties(&self, who: &Principal, space: SpaceId, path: &RelPath, ops: &[(String, Option<String>)]) -> Result<(), CoreError> {
+    fn patch_properties(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+        ops: &[(String, Option<String>)],
+    ) -> Result<(), CoreError> {
         let space = self.space_for(who, space)?;
         self.patch_impl(&space, path, ops)
     }
 
-    fn set_favorite(&self, who: &Principal, space: SpaceId, path: &RelPath, on: bool) -> Result<(), CoreError> {
+    fn set_favorite(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+        on: bool,
+    ) -> Result<(), CoreError> {
         let space = self.space_for(who, space)?;
         self.set_favorite_impl(who, &space, path, on)
     }

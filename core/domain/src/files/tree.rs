@@ -4,8 +4,8 @@
 //! know which folders to descend into.
 
 use super::{FileStore, ResourceInfo};
-use crate::clock::{now_ns, system_ns};
 use crate::CoreError;
+use crate::clock::{now_ns, system_ns};
 use hearth_store::{NodeKind, NodeRecord, ReadTx, SpaceRecord, StoreError, WriteTx};
 use hearth_types::{Name, NodeId, RelPath, ResourceId, SpaceId, UserId};
 use std::fs::Metadata;
@@ -42,7 +42,12 @@ pub(crate) fn disk_kind(meta: &Metadata) -> Option<NodeKind> {
 pub(crate) fn probe(path: &Path) -> Result<Option<(NodeKind, Metadata)>, CoreError> {
     match std::fs::symlink_metadata(path) {
         Ok(m) => Ok(disk_kind(&m).map(|k| (k, m))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::NotADirectory => Ok(None),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.kind() == std::io::ErrorKind::NotADirectory =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(CoreError::io("reading file metadata", e)),
     }
 }
@@ -53,11 +58,18 @@ fn mtime_ns(m: &Metadata) -> i64 {
 
 /// Whether the record still describes the disk entry.
 fn matches(rec: &NodeRecord, kind: NodeKind, m: &Metadata) -> bool {
-    rec.kind == kind && (kind == NodeKind::Dir || (rec.disk_size == m.len() && rec.disk_mtime_ns == mtime_ns(m)))
+    rec.kind == kind
+        && (kind == NodeKind::Dir || (rec.disk_size == m.len() && rec.disk_mtime_ns == mtime_ns(m)))
 }
 
 /// A record for an entry found on disk.
-pub(crate) fn record_from_disk(space: SpaceId, parent: NodeId, name: &str, kind: NodeKind, m: &Metadata) -> NodeRecord {
+pub(crate) fn record_from_disk(
+    space: SpaceId,
+    parent: NodeId,
+    name: &str,
+    kind: NodeKind,
+    m: &Metadata,
+) -> NodeRecord {
     let size = if kind == NodeKind::File { m.len() } else { 0 };
     NodeRecord {
         space,
@@ -188,14 +200,20 @@ impl FileStore {
             Walk::Found(l) => Ok(l),
             Walk::Missing => Err(not_found(path)),
             Walk::NeedsFix => {
-                let found = self.store.write_lazy(|tx| walk_fixing(tx, self, space, path))?;
+                let found = self
+                    .store
+                    .write_lazy(|tx| walk_fixing(tx, self, space, path))?;
                 found.ok_or_else(|| not_found(path))
             }
         }
     }
 
     /// Like [`FileStore::locate`] but `None` when absent.
-    pub(crate) fn try_locate(&self, space: &SpaceRecord, path: &RelPath) -> Result<Option<Located>, CoreError> {
+    pub(crate) fn try_locate(
+        &self,
+        space: &SpaceRecord,
+        path: &RelPath,
+    ) -> Result<Option<Located>, CoreError> {
         match self.locate(space, path) {
             Ok(l) => Ok(Some(l)),
             Err(CoreError::NotFound(_)) => Ok(None),
@@ -204,14 +222,22 @@ impl FileStore {
     }
 
     /// Resolves the parent folder of `path` for a create/replace: 409 if it is missing or a file.
-    pub(crate) fn locate_parent(&self, space: &SpaceRecord, path: &RelPath) -> Result<(Located, Name), CoreError> {
+    pub(crate) fn locate_parent(
+        &self,
+        space: &SpaceRecord,
+        path: &RelPath,
+    ) -> Result<(Located, Name), CoreError> {
         let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
-            return Err(CoreError::PermissionDenied("the space root cannot be replaced".into()));
+            return Err(CoreError::PermissionDenied(
+                "the space root cannot be replaced".into(),
+            ));
         };
         let p = match self.locate(space, &parent) {
             Ok(p) => p,
             Err(CoreError::NotFound(_)) => {
-                return Err(CoreError::Conflict(format!("the parent folder {parent} does not exist")));
+                return Err(CoreError::Conflict(format!(
+                    "the parent folder {parent} does not exist"
+                )));
             }
             Err(e) => return Err(e),
         };
@@ -222,12 +248,19 @@ impl FileStore {
     }
 
     /// The children of a folder, reconciled with the disk.
-    pub(crate) fn list_dir(&self, space: &SpaceRecord, dir: &Located, dir_path: &RelPath) -> Result<Vec<(RelPath, NodeId, NodeRecord)>, CoreError> {
+    pub(crate) fn list_dir(
+        &self,
+        space: &SpaceRecord,
+        dir: &Located,
+        dir_path: &RelPath,
+    ) -> Result<Vec<(RelPath, NodeId, NodeRecord)>, CoreError> {
         let mut on_disk = Vec::new();
         let rd = std::fs::read_dir(&dir.disk).map_err(|e| CoreError::io("listing a folder", e))?;
         for entry in rd {
             let entry = entry.map_err(|e| CoreError::io("listing a folder", e))?;
-            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
             // Names no client could address (e.g. with a backslash) are not served.
             if Name::new(&name).is_err() {
                 continue;
@@ -238,23 +271,25 @@ impl FileStore {
             }
         }
         on_disk.sort_by(|a, b| a.0.cmp(&b.0));
-        let consistent = self.store.read(|tx| -> Result<Option<Vec<(String, NodeId, NodeRecord)>>, CoreError> {
-            let links = tx.children(dir.id)?;
-            if links.len() != on_disk.len() {
-                return Ok(None);
-            }
-            let mut out = Vec::with_capacity(links.len());
-            for ((name, id), (dname, (k, m))) in links.into_iter().zip(on_disk.iter()) {
-                if &name != dname {
+        let consistent = self.store.read(
+            |tx| -> Result<Option<Vec<(String, NodeId, NodeRecord)>>, CoreError> {
+                let links = tx.children(dir.id)?;
+                if links.len() != on_disk.len() {
                     return Ok(None);
                 }
-                match tx.node(id)? {
-                    Some(rec) if matches(&rec, *k, m) => out.push((name, id, rec)),
-                    _ => return Ok(None),
+                let mut out = Vec::with_capacity(links.len());
+                for ((name, id), (dname, (k, m))) in links.into_iter().zip(on_disk.iter()) {
+                    if &name != dname {
+                        return Ok(None);
+                    }
+                    match tx.node(id)? {
+                        Some(rec) if matches(&rec, *k, m) => out.push((name, id, rec)),
+                        _ => return Ok(None),
+                    }
                 }
-            }
-            Ok(Some(out))
-        })?;
+                Ok(Some(out))
+            },
+        )?;
         let entries = match consistent {
             Some(v) => v,
             None => self.store.write_lazy(|tx| -> Result<_, CoreError> {
@@ -281,7 +316,14 @@ impl FileStore {
     }
 
     /// Builds the client view of a node.
-    pub(crate) fn info(&self, space: &SpaceRecord, path: RelPath, id: NodeId, rec: &NodeRecord, favorite: bool) -> ResourceInfo {
+    pub(crate) fn info(
+        &self,
+        space: &SpaceRecord,
+        path: RelPath,
+        id: NodeId,
+        rec: &NodeRecord,
+        favorite: bool,
+    ) -> ResourceInfo {
         ResourceInfo {
             id: ResourceId {
                 storage: self.storage_id,
@@ -300,8 +342,16 @@ impl FileStore {
     }
 
     /// Whether `user` marked these nodes as favourites (one read transaction).
-    pub(crate) fn favorite_flags(&self, user: UserId, ids: &[NodeId]) -> Result<Vec<bool>, CoreError> {
-        Ok(self.store.read(|tx| ids.iter().map(|id| tx.is_favorite(user, *id)).collect::<Result<Vec<_>, _>>())?)
+    pub(crate) fn favorite_flags(
+        &self,
+        user: UserId,
+        ids: &[NodeId],
+    ) -> Result<Vec<bool>, CoreError> {
+        Ok(self.store.read(|tx| {
+            ids.iter()
+                .map(|id| tx.is_favorite(user, *id))
+                .collect::<Result<Vec<_>, _>>()
+        })?)
     }
 
     /// The path of a node from its space root.
@@ -309,7 +359,9 @@ impl FileStore {
         let mut names = Vec::new();
         let mut cur = id;
         loop {
-            let Some(rec) = tx.node(cur)? else { return Ok(None) };
+            let Some(rec) = tx.node(cur)? else {
+                return Ok(None);
+            };
             match rec.parent {
                 None => break,
                 Some(p) => {
@@ -357,8 +409,15 @@ fn root_record(tx: &ReadTx, space: &SpaceRecord) -> Result<Option<NodeRecord>, C
     Ok(tx.node(NodeId(space.id.0))?)
 }
 
-fn walk_readonly(tx: &ReadTx, fs: &FileStore, space: &SpaceRecord, path: &RelPath) -> Result<Walk, CoreError> {
-    let Some(mut rec) = root_record(tx, space)? else { return Ok(Walk::NeedsFix) };
+fn walk_readonly(
+    tx: &ReadTx,
+    fs: &FileStore,
+    space: &SpaceRecord,
+    path: &RelPath,
+) -> Result<Walk, CoreError> {
+    let Some(mut rec) = root_record(tx, space)? else {
+        return Ok(Walk::NeedsFix);
+    };
     let mut id = NodeId(space.id.0);
     let mut disk = fs.space_dir(space);
     for name in path.names() {
@@ -380,7 +439,12 @@ fn walk_readonly(tx: &ReadTx, fs: &FileStore, space: &SpaceRecord, path: &RelPat
     Ok(Walk::Found(Located { id, rec, disk }))
 }
 
-fn walk_fixing(tx: &WriteTx, fs: &FileStore, space: &SpaceRecord, path: &RelPath) -> Result<Option<Located>, CoreError> {
+fn walk_fixing(
+    tx: &WriteTx,
+    fs: &FileStore,
+    space: &SpaceRecord,
+    path: &RelPath,
+) -> Result<Option<Located>, CoreError> {
     let root = NodeId(space.id.0);
     let mut rec = match tx.node(root)? {
         Some(r) => r,
@@ -397,7 +461,8 @@ fn walk_fixing(tx: &WriteTx, fs: &FileStore, space: &SpaceRecord, path: &RelPath
                 disk_mtime_ns: 0,
                 disk_size: 0,
             };
-            std::fs::create_dir_all(fs.space_dir(space)).map_err(|e| CoreError::io("creating the space folder", e))?;
+            std::fs::create_dir_all(fs.space_dir(space))
+                .map_err(|e| CoreError::io("creating the space folder", e))?;
             tx.put_node(root, &r)?;
             r
         }

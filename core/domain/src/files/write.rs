@@ -4,9 +4,9 @@
 
 use super::tree::{Located, new_etag, propagate, record_from_disk, to_i64};
 use super::{FileStore, ResourceInfo};
+use crate::CoreError;
 use crate::auth::Principal;
 use crate::clock::{now_ns, system_ns};
-use crate::CoreError;
 use hearth_store::{Checksums, NodeKind, VersionRecord};
 use hearth_types::{NodeId, RelPath, SpaceId};
 use sha1::Digest;
@@ -66,7 +66,9 @@ pub struct Upload {
 impl Upload {
     /// Appends bytes.
     pub fn write(&mut self, data: &[u8]) -> Result<(), CoreError> {
-        self.file.write_all(data).map_err(|e| CoreError::io("writing an upload", e))?;
+        self.file
+            .write_all(data)
+            .map_err(|e| CoreError::io("writing an upload", e))?;
         self.sha1.update(data);
         if let Some(m) = &mut self.md5 {
             m.update(data);
@@ -101,7 +103,8 @@ fn fsync_dir(dir: &Path) -> Result<(), CoreError> {
 }
 
 fn etag_matches(list: &[String], etag: &str) -> bool {
-    list.iter().any(|e| e == "*" || e.trim_start_matches("W/").trim_matches('"') == etag)
+    list.iter()
+        .any(|e| e == "*" || e.trim_start_matches("W/").trim_matches('"') == etag)
 }
 
 impl FileStore {
@@ -124,7 +127,13 @@ impl FileStore {
 
     /// Fails early when `incoming` bytes written to `path` (replacing what is there) cannot fit
     /// the quota (PUT with Content-Length), before any byte is received.
-    pub fn check_quota(&self, who: &Principal, space: SpaceId, path: &RelPath, incoming: u64) -> Result<(), CoreError> {
+    pub fn check_quota(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        path: &RelPath,
+        incoming: u64,
+    ) -> Result<(), CoreError> {
         let q = super::StorageProvider::quota(self, who, space)?;
         let Some(total) = q.total else { return Ok(()) };
         let rec = self.space_for(who, space)?;
@@ -132,8 +141,7 @@ impl FileStore {
             Some(l) if l.rec.kind == NodeKind::File => l.rec.size,
             _ => 0,
         };
-        if q.used.saturating_sub(old).saturating_add(incoming) > total
-        {
+        if q.used.saturating_sub(old).saturating_add(incoming) > total {
             return Err(CoreError::QuotaExceeded(format!(
                 "{incoming} bytes do not fit: {} of {total} bytes are used",
                 q.used
@@ -182,9 +190,13 @@ impl FileStore {
             } else {
                 SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
             };
-            up.file.set_modified(t).map_err(|e| CoreError::io("setting the modification time", e))?;
+            up.file
+                .set_modified(t)
+                .map_err(|e| CoreError::io("setting the modification time", e))?;
         }
-        up.file.sync_all().map_err(|e| CoreError::io("syncing an upload", e))?;
+        up.file
+            .sync_all()
+            .map_err(|e| CoreError::io("syncing an upload", e))?;
 
         let (parent, name) = self.locate_parent(&space, path)?;
         let target = parent.disk.join(name.as_str());
@@ -211,15 +223,18 @@ impl FileStore {
             Some(e) => Some(self.link_version(e)?),
             None => None,
         };
-        std::fs::rename(&up.path, &target).map_err(|e| CoreError::io("putting an upload in place", e))?;
+        std::fs::rename(&up.path, &target)
+            .map_err(|e| CoreError::io("putting an upload in place", e))?;
         fsync_dir(&parent.disk)?;
-        let meta = std::fs::symlink_metadata(&target).map_err(|e| CoreError::io("reading an upload", e))?;
+        let meta = std::fs::symlink_metadata(&target)
+            .map_err(|e| CoreError::io("reading an upload", e))?;
         let disk_mtime = meta.modified().map(system_ns).unwrap_or_else(|_| now_ns());
 
         let new_len = up.len;
         let result = self.store.write(|tx| -> Result<_, CoreError> {
             // Re-read inside the transaction: the record is the truth for the id.
-            let fresh = || record_from_disk(space.id, parent.id, name.as_str(), NodeKind::File, &meta);
+            let fresh =
+                || record_from_disk(space.id, parent.id, name.as_str(), NodeKind::File, &meta);
             let (id, mut rec, created) = match tx.child(parent.id, name.as_str())? {
                 Some(id) => match tx.node(id)? {
                     Some(rec) => (id, rec, false),
@@ -270,7 +285,8 @@ impl FileStore {
     /// Hard-links the current content of a file into the versions folder; returns (key, path).
     fn link_version(&self, e: &Located) -> Result<(u64, PathBuf), CoreError> {
         let dir = self.versions_dir.join(e.id.to_string());
-        std::fs::create_dir_all(&dir).map_err(|e| CoreError::io("creating the versions folder", e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| CoreError::io("creating the versions folder", e))?;
         let mut key = u64::try_from(now_ns()).unwrap_or(0);
         loop {
             let p = dir.join(key.to_string());
@@ -288,14 +304,20 @@ fn check_conditions(existing: Option<&Located>, opts: &PutOptions) -> Result<(),
     if let Some(list) = &opts.if_match {
         match etag {
             Some(t) if etag_matches(list, t) => {}
-            _ => return Err(CoreError::PreconditionFailed("If-Match does not match the current etag".into())),
+            _ => {
+                return Err(CoreError::PreconditionFailed(
+                    "If-Match does not match the current etag".into(),
+                ));
+            }
         }
     }
     if let Some(list) = &opts.if_none_match
         && let Some(t) = etag
         && etag_matches(list, t)
     {
-        return Err(CoreError::PreconditionFailed("If-None-Match matches the current etag".into()));
+        return Err(CoreError::PreconditionFailed(
+            "If-None-Match matches the current etag".into(),
+        ));
     }
     Ok(())
 }

@@ -47,7 +47,11 @@ pub(crate) async fn check_write(
             let etag = super::try_stat(state, who, &res).await?.map(|i| i.etag);
             let covering: Vec<String> = {
                 let (locks, space, path) = (state.core.locks.clone(), res.space, res.path.clone());
-                blocking(move || locks.covering(space, &path)).await?.into_iter().map(|l| l.token).collect()
+                blocking(move || locks.covering(space, &path))
+                    .await?
+                    .into_iter()
+                    .map(|l| l.token)
+                    .collect()
             };
             let holds = list.conditions.iter().all(|c| match c {
                 Condition::Token { not, token } => covering.iter().any(|t| t == token) != *not,
@@ -62,11 +66,19 @@ pub(crate) async fn check_write(
             }
         }
         if !any {
-            return Err(ApiError(CoreError::PreconditionFailed("the If header conditions do not hold".into())));
+            return Err(ApiError(CoreError::PreconditionFailed(
+                "the If header conditions do not hold".into(),
+            )));
         }
     }
     {
-        let (locks, who, space, path, toks) = (state.core.locks.clone(), who.clone(), target.space, target.path.clone(), tokens.clone());
+        let (locks, who, space, path, toks) = (
+            state.core.locks.clone(),
+            who.clone(),
+            target.space,
+            target.path.clone(),
+            tokens.clone(),
+        );
         blocking(move || locks.check_write(&who, space, &path, &toks, recursive)).await?;
     }
     Ok(tokens)

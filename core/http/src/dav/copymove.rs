@@ -12,9 +12,16 @@ use hearth_dav_proto::{Depth, parse_depth, parse_overwrite, url_path};
 use hearth_domain::{MoveOutcome, Principal, StorageProvider};
 use http::StatusCode;
 
-pub(crate) async fn copy_or_move(state: &AppState, who: &Principal, t: &Target, req: Request, is_move: bool) -> Result<Response, ApiError> {
+pub(crate) async fn copy_or_move(
+    state: &AppState,
+    who: &Principal,
+    t: &Target,
+    req: Request,
+    is_move: bool,
+) -> Result<Response, ApiError> {
     let h = req.headers();
-    let dest_raw = header(h, "destination").ok_or_else(|| bad("the Destination header is missing"))?;
+    let dest_raw =
+        header(h, "destination").ok_or_else(|| bad("the Destination header is missing"))?;
     let dest_path = url_path(dest_raw).map_err(|e| bad(format!("invalid Destination: {e}")))?;
     let dest = match super::resolve_target(state, who, &dest_path) {
         Ok(d) => d,
@@ -45,7 +52,13 @@ pub(crate) async fn copy_or_move(state: &AppState, who: &Principal, t: &Target, 
         check_write(state, who, t, h, true).await?;
     }
     check_write(state, who, &dest, h, true).await?;
-    let (files, w, space, from, to) = (state.core.files.clone(), who.clone(), t.space, t.path.clone(), dest.path.clone());
+    let (files, w, space, from, to) = (
+        state.core.files.clone(),
+        who.clone(),
+        t.space,
+        t.path.clone(),
+        dest.path.clone(),
+    );
     let outcome = blocking(move || {
         if is_move {
             files.move_to(&w, space, &from, &to, overwrite)
@@ -54,7 +67,12 @@ pub(crate) async fn copy_or_move(state: &AppState, who: &Principal, t: &Target, 
         }
     })
     .await?;
-    let (locks, space, src, dst) = (state.core.locks.clone(), t.space, t.path.clone(), dest.path.clone());
+    let (locks, space, src, dst) = (
+        state.core.locks.clone(),
+        t.space,
+        t.path.clone(),
+        dest.path.clone(),
+    );
     blocking(move || {
         if is_move {
             locks.release_under(space, &src)?;

@@ -6,8 +6,8 @@
 mod conditions;
 mod copymove;
 mod lock;
-mod props;
 mod propfind;
+mod props;
 mod read;
 mod write;
 
@@ -63,15 +63,21 @@ fn split_dav_path(raw: &str) -> Option<(&'static str, Option<&str>, &str)> {
 }
 
 /// Resolves a raw (percent-encoded) URL path to a target in the caller's space.
-pub(crate) fn resolve_target(state: &AppState, who: &Principal, raw: &str) -> Result<Target, ApiError> {
-    let (prefix, user, tail) =
-        split_dav_path(raw).ok_or_else(|| ApiError(CoreError::NotFound("no such WebDAV endpoint".into())))?;
+pub(crate) fn resolve_target(
+    state: &AppState,
+    who: &Principal,
+    raw: &str,
+) -> Result<Target, ApiError> {
+    let (prefix, user, tail) = split_dav_path(raw)
+        .ok_or_else(|| ApiError(CoreError::NotFound("no such WebDAV endpoint".into())))?;
     let base = match user {
         None => prefix.to_owned(),
         Some(seg) => {
             let decoded = percent_decode(seg);
             if seg.is_empty() {
-                return Err(ApiError(CoreError::NotFound("no user in the WebDAV path".into())));
+                return Err(ApiError(CoreError::NotFound(
+                    "no user in the WebDAV path".into(),
+                )));
             }
             if decoded != who.username && decoded != who.id.to_string() {
                 // Other users' spaces are invisible until sharing exists: a plain 404.
@@ -86,10 +92,13 @@ pub(crate) fn resolve_target(state: &AppState, who: &Principal, raw: &str) -> Re
 }
 
 fn percent_decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
-const ALLOW: &str = "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK, REPORT";
+const ALLOW: &str =
+    "OPTIONS, GET, HEAD, PUT, DELETE, MKCOL, COPY, MOVE, PROPFIND, PROPPATCH, LOCK, UNLOCK, REPORT";
 
 /// Entry point for every request the router has no explicit route for.
 pub(crate) async fn dispatch(State(state): State<AppState>, req: Request) -> Response {
@@ -100,7 +109,10 @@ pub(crate) async fn dispatch(State(state): State<AppState>, req: Request) -> Res
     if req.method() == Method::OPTIONS {
         return options();
     }
-    let addr = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let addr = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
     let who = match authenticate(&state, req.headers(), addr).await {
         Ok(p) => p,
         Err(e) => return e.into_response(),
@@ -129,9 +141,13 @@ pub(crate) async fn dispatch(State(state): State<AppState>, req: Request) -> Res
 
 /// 405 with the methods we do support.
 fn method_not_allowed(method: &str) -> Response {
-    let mut r = ApiError(CoreError::BadRequest(format!("method {method} is not supported here"))).into_response();
+    let mut r = ApiError(CoreError::BadRequest(format!(
+        "method {method} is not supported here"
+    )))
+    .into_response();
     *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    r.headers_mut().insert(http::header::ALLOW, http::HeaderValue::from_static(ALLOW));
+    r.headers_mut()
+        .insert(http::header::ALLOW, http::HeaderValue::from_static(ALLOW));
     r
 }
 
@@ -155,13 +171,24 @@ pub(crate) async fn small_body(req: Request) -> Result<bytes::Bytes, ApiError> {
     let limit = hearth_dav_proto::MAX_BODY_BYTES;
     match axum::body::to_bytes(req.into_body(), limit).await {
         Ok(b) => Ok(b),
-        Err(_) => Err(crate::util::bad(format!("the request body is larger than {limit} bytes or broken"))),
+        Err(_) => Err(crate::util::bad(format!(
+            "the request body is larger than {limit} bytes or broken"
+        ))),
     }
 }
 
 /// Stat that maps to `Option`.
-pub(crate) async fn try_stat(state: &AppState, who: &Principal, t: &Target) -> Result<Option<hearth_domain::ResourceInfo>, ApiError> {
-    let (files, who, space, path) = (state.core.files.clone(), who.clone(), t.space, t.path.clone());
+pub(crate) async fn try_stat(
+    state: &AppState,
+    who: &Principal,
+    t: &Target,
+) -> Result<Option<hearth_domain::ResourceInfo>, ApiError> {
+    let (files, who, space, path) = (
+        state.core.files.clone(),
+        who.clone(),
+        t.space,
+        t.path.clone(),
+    );
     match blocking(move || files.stat(&who, space, &path)).await {
         Ok(i) => Ok(Some(i)),
         Err(ApiError(CoreError::NotFound(_))) => Ok(None),

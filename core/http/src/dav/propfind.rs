@@ -10,8 +10,9 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
 use hearth_dav_proto::{
-    ActiveLock, Depth, MultistatusWriter, Prop, PropName, PropStat, PropValue, PropfindRequest, ReportRequest, activelock_xml,
-    parse_depth, parse_propfind, parse_report, supportedlock_xml, DAV_NS, OC_NS,
+    ActiveLock, DAV_NS, Depth, MultistatusWriter, OC_NS, Prop, PropName, PropStat, PropValue,
+    PropfindRequest, ReportRequest, activelock_xml, parse_depth, parse_propfind, parse_report,
+    supportedlock_xml,
 };
 use hearth_domain::files::{FileStore, Quota};
 use hearth_domain::{CoreError, Principal, ResourceInfo, StorageProvider};
@@ -30,11 +31,23 @@ pub(crate) struct Ctx {
 
 /// Live properties in `allprop` answers (dead ones are added per resource).
 fn allprop_names() -> Vec<PropName> {
-    let mut v: Vec<PropName> = ["resourcetype", "getetag", "getlastmodified", "getcontentlength", "getcontenttype", "lockdiscovery", "supportedlock"]
-        .iter()
-        .map(|n| PropName::dav(n))
-        .collect();
-    v.extend(["id", "fileid", "permissions", "size"].iter().map(|n| PropName::oc(n)));
+    let mut v: Vec<PropName> = [
+        "resourcetype",
+        "getetag",
+        "getlastmodified",
+        "getcontentlength",
+        "getcontenttype",
+        "lockdiscovery",
+        "supportedlock",
+    ]
+    .iter()
+    .map(|n| PropName::dav(n))
+    .collect();
+    v.extend(
+        ["id", "fileid", "permissions", "size"]
+            .iter()
+            .map(|n| PropName::oc(n)),
+    );
     v
 }
 
@@ -43,12 +56,25 @@ fn live_names(info: &ResourceInfo) -> Vec<PropName> {
     let mut v = allprop_names();
     v.extend(["displayname"].iter().map(|n| PropName::dav(n)));
     if info.is_dir() {
-        v.extend(["quota-used-bytes", "quota-available-bytes"].iter().map(|n| PropName::dav(n)));
+        v.extend(
+            ["quota-used-bytes", "quota-available-bytes"]
+                .iter()
+                .map(|n| PropName::dav(n)),
+        );
     }
     v.extend(
-        ["favorite", "share-types", "privatelink", "owner-id", "owner-display-name", "data-fingerprint", "name", "spaceid"]
-            .iter()
-            .map(|n| PropName::oc(n)),
+        [
+            "favorite",
+            "share-types",
+            "privatelink",
+            "owner-id",
+            "owner-display-name",
+            "data-fingerprint",
+            "name",
+            "spaceid",
+        ]
+        .iter()
+        .map(|n| PropName::oc(n)),
     );
     if info.checksums.is_some() && !info.is_dir() {
         v.push(PropName::oc("checksums"));
@@ -99,17 +125,28 @@ pub(crate) fn is_live(name: &PropName) -> bool {
 fn live(name: &PropName, info: &ResourceInfo, ctx: Option<&Ctx>) -> Option<PropValue> {
     let text = |s: String| Some(PropValue::Text(s));
     match (name.ns.as_str(), name.local.as_str()) {
-        (DAV_NS, "resourcetype") => Some(if info.is_dir() { PropValue::Xml("<d:collection/>".into()) } else { PropValue::Empty }),
+        (DAV_NS, "resourcetype") => Some(if info.is_dir() {
+            PropValue::Xml("<d:collection/>".into())
+        } else {
+            PropValue::Empty
+        }),
         (DAV_NS, "getetag") => text(format!("\"{}\"", info.etag)),
         (DAV_NS, "getlastmodified") => text(httpdate::fmt_http_date(mtime(info))),
         (DAV_NS, "getcontentlength") if !info.is_dir() => text(info.size.to_string()),
         (DAV_NS, "getcontenttype") => text(info.mime()),
-        (DAV_NS, "displayname") => text(info.path.file_name().map(|n| n.as_str().to_owned()).unwrap_or_default()),
+        (DAV_NS, "displayname") => text(
+            info.path
+                .file_name()
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default(),
+        ),
         (DAV_NS, "quota-used-bytes") if info.is_dir() => text(ctx?.quota.used.to_string()),
         // ownCloud semantics: -3 means unlimited.
-        (DAV_NS, "quota-available-bytes") if info.is_dir() => {
-            text(ctx?.quota.available().map_or("-3".into(), |a| a.to_string()))
-        }
+        (DAV_NS, "quota-available-bytes") if info.is_dir() => text(
+            ctx?.quota
+                .available()
+                .map_or("-3".into(), |a| a.to_string()),
+        ),
         (DAV_NS, "supportedlock") => Some(PropValue::Xml(supportedlock_xml().into())),
         (DAV_NS, "lockdiscovery") => {
             let ctx = ctx?;
@@ -119,7 +156,11 @@ fn live(name: &PropName, info: &ResourceInfo, ctx: Option<&Ctx>) -> Option<PropV
                 .filter(|l| covers(l, info))
                 .map(|l| activelock_xml(&active_lock(l, &ctx.target)))
                 .collect();
-            Some(if xml.is_empty() { PropValue::Empty } else { PropValue::Xml(xml) })
+            Some(if xml.is_empty() {
+                PropValue::Empty
+            } else {
+                PropValue::Xml(xml)
+            })
         }
         (OC_NS, "id" | "fileid") => text(info.id.to_string()),
         (OC_NS, "permissions") => text(info.permissions().into()),
@@ -136,7 +177,10 @@ fn live(name: &PropName, info: &ResourceInfo, ctx: Option<&Ctx>) -> Option<PropV
             if let Some(v) = &c.adler32 {
                 parts.push(format!("ADLER32:{v}"));
             }
-            Some(PropValue::Xml(format!("<oc:checksum>{}</oc:checksum>", parts.join(" "))))
+            Some(PropValue::Xml(format!(
+                "<oc:checksum>{}</oc:checksum>",
+                parts.join(" ")
+            )))
         }
         (OC_NS, "favorite") => text(if info.favorite { "1" } else { "0" }.into()),
         (OC_NS, "share-types") => Some(PropValue::Empty),
@@ -144,7 +188,12 @@ fn live(name: &PropName, info: &ResourceInfo, ctx: Option<&Ctx>) -> Option<PropV
         (OC_NS, "owner-id") => text(ctx?.who.username.clone()),
         (OC_NS, "owner-display-name") => text(ctx?.who.display_name.clone()),
         (OC_NS, "data-fingerprint") => Some(PropValue::Empty),
-        (OC_NS, "name") => text(info.path.file_name().map(|n| n.as_str().to_owned()).unwrap_or_default()),
+        (OC_NS, "name") => text(
+            info.path
+                .file_name()
+                .map(|n| n.as_str().to_owned())
+                .unwrap_or_default(),
+        ),
         (OC_NS, "spaceid") => text(format!("{}${}", info.id.storage, info.id.space)),
         _ => None,
     }
@@ -190,28 +239,45 @@ impl Want {
     fn needs_dead(&self) -> bool {
         match self {
             Want::All(_) | Want::Names => true,
-            Want::Some(v) => v.iter().any(|n| !is_live(n) && !(n.ns == OC_NS && n.local == "favorite")),
+            Want::Some(v) => v
+                .iter()
+                .any(|n| !is_live(n) && !(n.ns == OC_NS && n.local == "favorite")),
         }
     }
 }
 
 /// Renders one `<d:response>`.
-fn render(w: &mut MultistatusWriter, want: &Want, info: &ResourceInfo, dead: &[(String, String)], ctx: &Ctx, minimal: bool) {
+fn render(
+    w: &mut MultistatusWriter,
+    want: &Want,
+    info: &ResourceInfo,
+    dead: &[(String, String)],
+    ctx: &Ctx,
+    minimal: bool,
+) {
     let href = ctx.target.href(&info.path, info.is_dir());
     let mut found = Vec::new();
     let mut missing = Vec::new();
     let dead_lookup = |n: &PropName| {
         let c = n.clark();
-        dead.iter().find(|(k, _)| *k == c).map(|(_, v)| PropValue::Xml(v.clone()))
+        dead.iter()
+            .find(|(k, _)| *k == c)
+            .map(|(_, v)| PropValue::Xml(v.clone()))
     };
     match want {
         Want::Names => {
             for n in live_names(info) {
-                found.push(Prop { name: n, value: PropValue::Empty });
+                found.push(Prop {
+                    name: n,
+                    value: PropValue::Empty,
+                });
             }
             for (k, _) in dead {
                 if let Some(n) = PropName::from_clark(k) {
-                    found.push(Prop { name: n, value: PropValue::Empty });
+                    found.push(Prop {
+                        name: n,
+                        value: PropValue::Empty,
+                    });
                 }
             }
         }
@@ -225,28 +291,51 @@ fn render(w: &mut MultistatusWriter, want: &Want, info: &ResourceInfo, dead: &[(
                 if let Some(n) = PropName::from_clark(k)
                     && !include.contains(&n)
                 {
-                    found.push(Prop { name: n, value: PropValue::Xml(v.clone()) });
+                    found.push(Prop {
+                        name: n,
+                        value: PropValue::Xml(v.clone()),
+                    });
                 }
             }
         }
         Want::Some(names) => {
             for n in names {
-                match live(n, info, Some(ctx)).or_else(|| if is_live(n) { None } else { dead_lookup(n) }) {
-                    Some(v) => found.push(Prop { name: n.clone(), value: v }),
-                    None => missing.push(Prop { name: n.clone(), value: PropValue::Empty }),
+                match live(n, info, Some(ctx))
+                    .or_else(|| if is_live(n) { None } else { dead_lookup(n) })
+                {
+                    Some(v) => found.push(Prop {
+                        name: n.clone(),
+                        value: v,
+                    }),
+                    None => missing.push(Prop {
+                        name: n.clone(),
+                        value: PropValue::Empty,
+                    }),
                 }
             }
         }
     }
-    let mut stats = vec![PropStat { status: 200, props: found }];
+    let mut stats = vec![PropStat {
+        status: 200,
+        props: found,
+    }];
     if !missing.is_empty() && !minimal {
-        stats.push(PropStat { status: 404, props: missing });
+        stats.push(PropStat {
+            status: 404,
+            props: missing,
+        });
     }
     w.response(&href, &stats);
 }
 
 /// Streams a multistatus for `infos` (the first one is the request target).
-fn stream(files: Arc<FileStore>, infos: Vec<ResourceInfo>, want: Want, ctx: Ctx, minimal: bool) -> Body {
+fn stream(
+    files: Arc<FileStore>,
+    infos: Vec<ResourceInfo>,
+    want: Want,
+    ctx: Ctx,
+    minimal: bool,
+) -> Body {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
         let mut w = MultistatusWriter::new();
@@ -267,7 +356,8 @@ fn stream(files: Arc<FileStore>, infos: Vec<ResourceInfo>, want: Want, ctx: Ctx,
                 let d = dead.get(i).map(Vec::as_slice).unwrap_or(&[]);
                 render(&mut w, &want, info, d, &ctx, minimal);
             }
-            if w.buffered_len() >= 64 * 1024 && tx.blocking_send(Ok(w.take_chunk().into())).is_err() {
+            if w.buffered_len() >= 64 * 1024 && tx.blocking_send(Ok(w.take_chunk().into())).is_err()
+            {
                 return;
             }
         }
@@ -276,7 +366,9 @@ fn stream(files: Arc<FileStore>, infos: Vec<ResourceInfo>, want: Want, ctx: Ctx,
     Body::from_stream(tokio_stream_from(rx))
 }
 
-fn tokio_stream_from<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) -> impl futures_util::Stream<Item = T> {
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
@@ -285,13 +377,21 @@ fn multistatus(body: Body) -> Response {
     *resp.status_mut() = StatusCode::MULTI_STATUS;
     let hm = resp.headers_mut();
     // CLIENT QUIRK (owncloudcmd 2.11): rejects text/xml; it wants application/xml.
-    hm.insert(h::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
+    hm.insert(
+        h::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
     hm.insert("dav", HeaderValue::from_static("1, 2"));
     hm.insert(h::VARY, HeaderValue::from_static("Prefer"));
     resp
 }
 
-async fn context(state: &AppState, who: &Principal, t: &Target, host: Option<&str>) -> Result<Ctx, ApiError> {
+async fn context(
+    state: &AppState,
+    who: &Principal,
+    t: &Target,
+    host: Option<&str>,
+) -> Result<Ctx, ApiError> {
     let (files, w, space) = (state.core.files.clone(), who.clone(), t.space);
     let quota = blocking(move || files.quota(&w, space)).await?;
     let (locks, space) = (state.core.locks.clone(), t.space);
@@ -310,7 +410,12 @@ async fn context(state: &AppState, who: &Principal, t: &Target, host: Option<&st
     })
 }
 
-pub(crate) async fn propfind(state: &AppState, who: &Principal, t: &Target, req: Request) -> Result<Response, ApiError> {
+pub(crate) async fn propfind(
+    state: &AppState,
+    who: &Principal,
+    t: &Target,
+    req: Request,
+) -> Result<Response, ApiError> {
     let hdrs = req.headers().clone();
     let depth = parse_depth(header(&hdrs, "depth")).map_err(|e| bad(e.to_string()))?;
     let depth = depth.unwrap_or(Depth::One);
@@ -318,14 +423,20 @@ pub(crate) async fn propfind(state: &AppState, who: &Principal, t: &Target, req:
         return Err(bad("Invalid Depth header value: infinity"));
     }
     let body = super::small_body(req).await?;
-    let want = match parse_propfind(&body).map_err(|e| bad(format!("invalid PROPFIND body: {e}")))? {
-        PropfindRequest::AllProp { include } => Want::All(include),
-        PropfindRequest::PropName => Want::Names,
-        PropfindRequest::Prop(names) => Want::Some(names),
-    };
+    let want =
+        match parse_propfind(&body).map_err(|e| bad(format!("invalid PROPFIND body: {e}")))? {
+            PropfindRequest::AllProp { include } => Want::All(include),
+            PropfindRequest::PropName => Want::Names,
+            PropfindRequest::Prop(names) => Want::Some(names),
+        };
     let minimal = header(&hdrs, "prefer").is_some_and(|p| p.contains("return=minimal"));
     let ctx = context(state, who, t, header(&hdrs, "host")).await?;
-    let (files, w, space, path) = (state.core.files.clone(), who.clone(), t.space, t.path.clone());
+    let (files, w, space, path) = (
+        state.core.files.clone(),
+        who.clone(),
+        t.space,
+        t.path.clone(),
+    );
     let infos = blocking(move || {
         let root = files.stat(&w, space, &path)?;
         let mut out = vec![root];
@@ -345,13 +456,20 @@ pub(crate) async fn propfind(state: &AppState, who: &Principal, t: &Target, req:
     .await?;
     let mut resp = multistatus(stream(state.core.files.clone(), infos, want, ctx, minimal));
     if minimal {
-        resp.headers_mut()
-            .insert("preference-applied", HeaderValue::from_static("return=minimal"));
+        resp.headers_mut().insert(
+            "preference-applied",
+            HeaderValue::from_static("return=minimal"),
+        );
     }
     Ok(resp)
 }
 
-pub(crate) async fn report(state: &AppState, who: &Principal, t: &Target, req: Request) -> Result<Response, ApiError> {
+pub(crate) async fn report(
+    state: &AppState,
+    who: &Principal,
+    t: &Target,
+    req: Request,
+) -> Result<Response, ApiError> {
     let host = header(req.headers(), "host").map(str::to_owned);
     let body = super::small_body(req).await?;
     match parse_report(&body).map_err(|e| bad(format!("invalid REPORT body: {e}")))? {
@@ -368,8 +486,18 @@ pub(crate) async fn report(state: &AppState, who: &Principal, t: &Target, req: R
             } else {
                 Vec::new()
             };
-            let want = if props.is_empty() { Want::All(Vec::new()) } else { Want::Some(props) };
-            Ok(multistatus(stream(state.core.files.clone(), infos, want, ctx, false)))
+            let want = if props.is_empty() {
+                Want::All(Vec::new())
+            } else {
+                Want::Some(props)
+            };
+            Ok(multistatus(stream(
+                state.core.files.clone(),
+                infos,
+                want,
+                ctx,
+                false,
+            )))
         }
         ReportRequest::Unsupported(name) => Err(ApiError(CoreError::PermissionDenied(format!(
             "the report {} is not supported",

@@ -10,17 +10,29 @@ use crate::{ApiError, AppState};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use hearth_dav_proto::{MultistatusWriter, OC_NS, PatchOp, Prop, PropName, PropStat, PropValue, parse_proppatch};
+use hearth_dav_proto::{
+    MultistatusWriter, OC_NS, PatchOp, Prop, PropName, PropStat, PropValue, parse_proppatch,
+};
 use hearth_domain::{Principal, StorageProvider};
 use http::{HeaderValue, StatusCode, header as h};
 
-pub(crate) async fn proppatch(state: &AppState, who: &Principal, t: &Target, req: Request) -> Result<Response, ApiError> {
+pub(crate) async fn proppatch(
+    state: &AppState,
+    who: &Principal,
+    t: &Target,
+    req: Request,
+) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
     let body = super::small_body(req).await?;
     let ops = parse_proppatch(&body).map_err(|e| bad(format!("invalid PROPPATCH body: {e}")))?;
     check_write(state, who, t, &headers, false).await?;
     let info = {
-        let (files, w, space, path) = (state.core.files.clone(), who.clone(), t.space, t.path.clone());
+        let (files, w, space, path) = (
+            state.core.files.clone(),
+            who.clone(),
+            t.space,
+            t.path.clone(),
+        );
         blocking(move || files.stat(&w, space, &path)).await?
     };
     let name_of = |op: &PatchOp| match op {
@@ -42,7 +54,12 @@ pub(crate) async fn proppatch(state: &AppState, who: &Principal, t: &Target, req
                 PatchOp::Remove { name } => dead.push((name.clark(), None)),
             }
         }
-        let (files, w, space, path) = (state.core.files.clone(), who.clone(), t.space, t.path.clone());
+        let (files, w, space, path) = (
+            state.core.files.clone(),
+            who.clone(),
+            t.space,
+            t.path.clone(),
+        );
         blocking(move || {
             files.patch_properties(&w, space, &path, &dead)?;
             if let Some(on) = favorite {
@@ -53,28 +70,48 @@ pub(crate) async fn proppatch(state: &AppState, who: &Principal, t: &Target, req
         .await?;
         stats.push(PropStat {
             status: 200,
-            props: ops.iter().map(|op| Prop { name: name_of(op), value: PropValue::Empty }).collect(),
+            props: ops
+                .iter()
+                .map(|op| Prop {
+                    name: name_of(op),
+                    value: PropValue::Empty,
+                })
+                .collect(),
         });
     } else {
         let others: Vec<Prop> = ops
             .iter()
             .map(name_of)
             .filter(|n| !protected.contains(n))
-            .map(|name| Prop { name, value: PropValue::Empty })
+            .map(|name| Prop {
+                name,
+                value: PropValue::Empty,
+            })
             .collect();
         stats.push(PropStat {
             status: 403,
-            props: protected.into_iter().map(|name| Prop { name, value: PropValue::Empty }).collect(),
+            props: protected
+                .into_iter()
+                .map(|name| Prop {
+                    name,
+                    value: PropValue::Empty,
+                })
+                .collect(),
         });
         if !others.is_empty() {
-            stats.push(PropStat { status: 424, props: others });
+            stats.push(PropStat {
+                status: 424,
+                props: others,
+            });
         }
     }
     let mut w = MultistatusWriter::new();
     w.response(&t.href(&t.path, info.is_dir()), &stats);
     let mut resp = Response::new(Body::from(w.finish()));
     *resp.status_mut() = StatusCode::MULTI_STATUS;
-    resp.headers_mut()
-        .insert(h::CONTENT_TYPE, HeaderValue::from_static("application/xml; charset=utf-8"));
+    resp.headers_mut().insert(
+        h::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
     Ok(resp)
 }

@@ -44,7 +44,9 @@ pub(crate) fn file_headers(headers: &mut HeaderMap, info: &ResourceInfo) {
 }
 
 fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn etag_in(list: &str, etag: &str) -> bool {
@@ -55,7 +57,9 @@ fn etag_in(list: &str, etag: &str) -> bool {
 
 /// A single byte range resolved against a length: `Ok(None)` = whole file, `Err(())` = 416.
 fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(spec) = value.trim().strip_prefix("bytes=") else { return Ok(None) };
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
     if spec.contains(',') {
         // Multiple ranges: serving the whole entity is allowed (RFC 9110 §14.2).
         return Ok(None);
@@ -73,7 +77,11 @@ fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
         if s >= len {
             return Err(());
         }
-        let e: u64 = if b.is_empty() { len.saturating_sub(1) } else { b.parse().map_err(|_| ())? };
+        let e: u64 = if b.is_empty() {
+            len.saturating_sub(1)
+        } else {
+            b.parse().map_err(|_| ())?
+        };
         if e < s {
             return Ok(None);
         }
@@ -85,12 +93,28 @@ fn parse_range(value: &str, len: u64) -> Result<Option<(u64, u64)>, ()> {
     Ok(Some((start, end)))
 }
 
-pub(crate) async fn get(state: &AppState, who: &Principal, t: &Target, req: Request, with_body: bool) -> Result<Response, ApiError> {
-    let (files, w, space, path) = (state.core.files.clone(), who.clone(), t.space, t.path.clone());
+pub(crate) async fn get(
+    state: &AppState,
+    who: &Principal,
+    t: &Target,
+    req: Request,
+    with_body: bool,
+) -> Result<Response, ApiError> {
+    let (files, w, space, path) = (
+        state.core.files.clone(),
+        who.clone(),
+        t.space,
+        t.path.clone(),
+    );
     let info = blocking(move || files.stat(&w, space, &path)).await?;
     if info.is_dir() {
         // Folders have no content; ownCloud answers a GET on a folder like this too.
-        let mut r = (StatusCode::OK, [(h::CONTENT_TYPE, "text/plain; charset=utf-8")], "").into_response();
+        let mut r = (
+            StatusCode::OK,
+            [(h::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "",
+        )
+            .into_response();
         file_headers(r.headers_mut(), &info);
         r.headers_mut().remove("oc-checksum");
         return Ok(r);
@@ -99,7 +123,9 @@ pub(crate) async fn get(state: &AppState, who: &Principal, t: &Target, req: Requ
     if let Some(im) = header(hdrs, "if-match")
         && !etag_in(im, &info.etag)
     {
-        return Err(ApiError(CoreError::PreconditionFailed("If-Match does not match".into())));
+        return Err(ApiError(CoreError::PreconditionFailed(
+            "If-Match does not match".into(),
+        )));
     }
     let not_modified = match header(hdrs, "if-none-match") {
         Some(inm) => etag_in(inm, &info.etag),
@@ -113,7 +139,9 @@ pub(crate) async fn get(state: &AppState, who: &Principal, t: &Target, req: Requ
         return Ok(r);
     }
     let range_ok = match header(hdrs, "if-range") {
-        Some(v) => etag_in(v, &info.etag) || httpdate::parse_http_date(v).is_ok_and(|d| mtime(&info) <= d),
+        Some(v) => {
+            etag_in(v, &info.etag) || httpdate::parse_http_date(v).is_ok_and(|d| mtime(&info) <= d)
+        }
         None => true,
     };
     let range = match (header(hdrs, "range"), range_ok) {
@@ -129,7 +157,12 @@ pub(crate) async fn get(state: &AppState, who: &Principal, t: &Target, req: Requ
         },
         _ => None,
     };
-    let (files, w, space, path) = (state.core.files.clone(), who.clone(), t.space, t.path.clone());
+    let (files, w, space, path) = (
+        state.core.files.clone(),
+        who.clone(),
+        t.space,
+        t.path.clone(),
+    );
     let (info, file) = blocking(move || files.open_read(&w, space, &path)).await?;
     let (start, len, status) = match range {
         Some((s, e)) => (s, e - s + 1, StatusCode::PARTIAL_CONTENT),
@@ -142,7 +175,10 @@ pub(crate) async fn get(state: &AppState, who: &Principal, t: &Target, req: Requ
                 .await
                 .map_err(|e| ApiError(CoreError::io("seeking", e)))?;
         }
-        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(f.take(len), 256 * 1024))
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            f.take(len),
+            256 * 1024,
+        ))
     } else {
         Body::empty()
     };
@@ -156,7 +192,12 @@ pub(crate) async fn get(state: &AppState, who: &Principal, t: &Target, req: Requ
         hm.insert(h::CONTENT_TYPE, v);
     }
     if status == StatusCode::PARTIAL_CONTENT
-        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{}", start, start + len.saturating_sub(1), info.size))
+        && let Ok(v) = HeaderValue::from_str(&format!(
+            "bytes {}-{}/{}",
+            start,
+            start + len.saturating_sub(1),
+            info.size
+        ))
     {
         hm.insert(h::CONTENT_RANGE, v);
     }

@@ -17,7 +17,10 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 const SMALL_BODY: u64 = 1 << 20;
 
 fn etag_list(v: &str) -> Vec<String> {
-    v.split(',').map(|e| e.trim().to_owned()).filter(|e| !e.is_empty()).collect()
+    v.split(',')
+        .map(|e| e.trim().to_owned())
+        .filter(|e| !e.is_empty())
+        .collect()
 }
 
 fn put_options(h: &HeaderMap) -> Result<PutOptions, ApiError> {
@@ -38,7 +41,8 @@ fn put_options(h: &HeaderMap) -> Result<PutOptions, ApiError> {
                 .trim()
                 .split_once(':')
                 .ok_or_else(|| bad(format!("invalid OC-Checksum {v:?}")))?;
-            let algo = ChecksumAlgo::parse(algo).ok_or_else(|| bad(format!("unsupported checksum type {algo:?}")))?;
+            let algo = ChecksumAlgo::parse(algo)
+                .ok_or_else(|| bad(format!("unsupported checksum type {algo:?}")))?;
             if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
                 return Err(bad(format!("invalid OC-Checksum {v:?}")));
             }
@@ -58,9 +62,16 @@ fn put_options(h: &HeaderMap) -> Result<PutOptions, ApiError> {
     })
 }
 
-pub(crate) async fn put(state: &AppState, who: &Principal, t: &Target, req: Request) -> Result<Response, ApiError> {
+pub(crate) async fn put(
+    state: &AppState,
+    who: &Principal,
+    t: &Target,
+    req: Request,
+) -> Result<Response, ApiError> {
     if t.path.is_root() {
-        return Err(ApiError(CoreError::Conflict("cannot PUT onto the space root".into())));
+        return Err(ApiError(CoreError::Conflict(
+            "cannot PUT onto the space root".into(),
+        )));
     }
     if req.headers().contains_key("content-range") {
         return Err(bad("partial PUT with Content-Range is not supported"));
@@ -77,9 +88,12 @@ pub(crate) async fn put(state: &AppState, who: &Principal, t: &Target, req: Requ
     let (w, space, path) = (who.clone(), t.space, t.path.clone());
     let mtime_set = opts.mtime_secs.is_some();
     let (info, created) = if small {
-        let body = axum::body::to_bytes(req.into_body(), usize::try_from(SMALL_BODY).unwrap_or(usize::MAX))
-            .await
-            .map_err(|_| bad("the request body was cut off"))?;
+        let body = axum::body::to_bytes(
+            req.into_body(),
+            usize::try_from(SMALL_BODY).unwrap_or(usize::MAX),
+        )
+        .await
+        .map_err(|_| bad("the request body was cut off"))?;
         blocking(move || {
             let mut up = files.begin_upload(want_md5)?;
             up.write(&body)?;
@@ -123,7 +137,11 @@ pub(crate) async fn put(state: &AppState, who: &Principal, t: &Target, req: Requ
         }
         blocking(move || files.finish_upload(&w, space, &path, up, &opts)).await?
     };
-    let status = if created { StatusCode::CREATED } else { StatusCode::NO_CONTENT };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::NO_CONTENT
+    };
     let mut resp = status.into_response();
     let hm = resp.headers_mut();
     file_headers(hm, &info);
@@ -137,7 +155,12 @@ pub(crate) async fn put(state: &AppState, who: &Principal, t: &Target, req: Requ
     Ok(resp)
 }
 
-pub(crate) async fn mkcol(state: &AppState, who: &Principal, t: &Target, req: Request) -> Result<Response, ApiError> {
+pub(crate) async fn mkcol(
+    state: &AppState,
+    who: &Principal,
+    t: &Target,
+    req: Request,
+) -> Result<Response, ApiError> {
     let headers = req.headers().clone();
     let body = super::small_body(req).await?;
     if !body.is_empty() {
@@ -148,21 +171,36 @@ pub(crate) async fn mkcol(state: &AppState, who: &Principal, t: &Target, req: Re
         ));
     }
     check_write(state, who, t, &headers, false).await?;
-    let (files, w, space, path) = (state.core.files.clone(), who.clone(), t.space, t.path.clone());
+    let (files, w, space, path) = (
+        state.core.files.clone(),
+        who.clone(),
+        t.space,
+        t.path.clone(),
+    );
     let info = blocking(move || files.mkdir(&w, space, &path)).await?;
     let mut resp = StatusCode::CREATED.into_response();
     file_headers(resp.headers_mut(), &info);
     Ok(resp)
 }
 
-pub(crate) async fn delete(state: &AppState, who: &Principal, t: &Target, req: Request) -> Result<Response, ApiError> {
+pub(crate) async fn delete(
+    state: &AppState,
+    who: &Principal,
+    t: &Target,
+    req: Request,
+) -> Result<Response, ApiError> {
     if let Some(d) = header(req.headers(), "depth")
         && !d.eq_ignore_ascii_case("infinity")
     {
         return Err(bad("DELETE needs Depth: infinity"));
     }
     check_write(state, who, t, req.headers(), true).await?;
-    let (files, w, space, path) = (state.core.files.clone(), who.clone(), t.space, t.path.clone());
+    let (files, w, space, path) = (
+        state.core.files.clone(),
+        who.clone(),
+        t.space,
+        t.path.clone(),
+    );
     blocking(move || files.delete(&w, space, &path)).await?;
     let (locks, space, path) = (state.core.locks.clone(), t.space, t.path.clone());
     blocking(move || locks.release_under(space, &path)).await?;

@@ -9,7 +9,11 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "hearth", version, about = "Hearth: a personal ownCloud-compatible file sync and share server")]
+#[command(
+    name = "hearth",
+    version,
+    about = "Hearth: a personal ownCloud-compatible file sync and share server"
+)]
 struct Cli {
     /// Data directory (default: the platform's data dir, e.g. ~/.local/share/hearth).
     #[arg(long, global = true)]
@@ -77,8 +81,11 @@ fn load_config(cli: &Cli) -> Result<Config> {
 }
 
 fn init_logging(cfg: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if cfg.log_format == "json" {
         builder.json().init();
     } else {
@@ -106,7 +113,10 @@ fn read_password(from_stdin: bool) -> Result<String> {
 }
 
 fn open_core(cfg: &Config) -> Result<Core> {
-    match Core::open(StorageOptions::new(cfg.data_dir.clone()), ThrottleConfig::default()) {
+    match Core::open(
+        StorageOptions::new(cfg.data_dir.clone()),
+        ThrottleConfig::default(),
+    ) {
         Ok(c) => Ok(c),
         Err(CoreError::Internal(m)) if m.contains("in use") => bail!(
             "the data directory {} is in use by a running Hearth server; stop it first, then run this command again",
@@ -134,14 +144,20 @@ fn user_command(cfg: &Config, cmd: UserCommand) -> Result<()> {
                 writeln!(out, "{}\t{}\t{}", u.username, u.id, u.display_name)?;
             }
         }
-        UserCommand::Passwd { name, password_stdin } => {
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+        } => {
             let pw = read_password(password_stdin)?;
             core.accounts.set_password(&name, &pw)?;
             println!("password changed for {name}");
         }
         UserCommand::Remove { name } => {
             core.accounts.remove(&name)?;
-            println!("removed user {name} (files kept in {})", cfg.data_dir.join("files").join(&name).display());
+            println!(
+                "removed user {name} (files kept in {})",
+                cfg.data_dir.join("files").join(&name).display()
+            );
         }
     }
     core.flush()?;
@@ -149,7 +165,9 @@ fn user_command(cfg: &Config, cmd: UserCommand) -> Result<()> {
 }
 
 async fn server(mut cfg: Config) -> Result<()> {
-    let handle = hearth_server::start(cfg.clone()).await.context("starting the server")?;
+    let handle = hearth_server::start(cfg.clone())
+        .await
+        .context("starting the server")?;
     cfg.listen = handle.http_addr().unwrap_or(cfg.listen);
     match handle.http_addr() {
         Some(a) => println!("READY http={a}"),
@@ -188,7 +206,9 @@ fn main() -> Result<()> {
             if let Some(s) = services {
                 cfg.services = s;
             }
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(server(cfg))
         }
         Command::User(cmd) => user_command(&cfg, cmd),
