@@ -118,13 +118,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn internal_details_stay_inside() {
+    #[tokio::test]
+    async fn internal_details_stay_inside() {
         let r = ApiError(CoreError::Internal("secret detail".into())).into_response();
-        let body =
-            futures_util::executor::block_on(http_body_util::BodyExt::collect(r.into_body()))
-                .unwrap()
-                .to_bytes();
+        let body = http_body_util::BodyExt::collect(r.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
         assert!(!String::from_utf8_lossy(&body).contains("secret"));
     }
 }

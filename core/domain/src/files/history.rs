@@ -44,7 +44,7 @@ impl FileStore {
     /// The trash of a space, newest first.
     pub fn trash_of(&self, space: &SpaceRecord) -> Result<Vec<TrashRecord>, CoreError> {
         let mut items = self.store.read(|tx| tx.trash(space.id))?;
-        items.sort_by(|a, b| b.deleted_at.cmp(&a.deleted_at));
+        items.sort_by_key(|t| std::cmp::Reverse(t.deleted_at));
         Ok(items)
     }
 

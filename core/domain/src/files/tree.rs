@@ -11,6 +11,9 @@ use hearth_types::{Name, NodeId, RelPath, ResourceId, SpaceId, UserId};
 use std::fs::Metadata;
 use std::path::{Path, PathBuf};
 
+/// A child entry: name, id, record.
+type Entry = (String, NodeId, NodeRecord);
+
 /// A fresh etag: 64 random bits in hex.
 pub(crate) fn new_etag() -> String {
     format!("{:016x}", rand::random::<u64>())
@@ -197,7 +200,7 @@ impl FileStore {
     pub(crate) fn locate(&self, space: &SpaceRecord, path: &RelPath) -> Result<Located, CoreError> {
         let clean = self.store.read(|tx| walk_readonly(tx, self, space, path))?;
         match clean {
-            Walk::Found(l) => Ok(l),
+            Walk::Found(l) => Ok(*l),
             Walk::Missing => Err(not_found(path)),
             Walk::NeedsFix => {
                 let found = self
@@ -271,8 +274,9 @@ impl FileStore {
             }
         }
         on_disk.sort_by(|a, b| a.0.cmp(&b.0));
-        let consistent = self.store.read(
-            |tx| -> Result<Option<Vec<(String, NodeId, NodeRecord)>>, CoreError> {
+        let consistent = self
+            .store
+            .read(|tx| -> Result<Option<Vec<Entry>>, CoreError> {
                 let links = tx.children(dir.id)?;
                 if links.len() != on_disk.len() {
                     return Ok(None);
@@ -288,8 +292,7 @@ impl FileStore {
                     }
                 }
                 Ok(Some(out))
-            },
-        )?;
+            })?;
         let entries = match consistent {
             Some(v) => v,
             None => self.store.write_lazy(|tx| -> Result<_, CoreError> {
@@ -400,7 +403,7 @@ fn not_found(path: &RelPath) -> CoreError {
 }
 
 enum Walk {
-    Found(Located),
+    Found(Box<Located>),
     Missing,
     NeedsFix,
 }
@@ -436,7 +439,7 @@ fn walk_readonly(
             },
         }
     }
-    Ok(Walk::Found(Located { id, rec, disk }))
+    Ok(Walk::Found(Box::new(Located { id, rec, disk })))
 }
 
 fn walk_fixing(

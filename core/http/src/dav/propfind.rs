@@ -241,7 +241,7 @@ impl Want {
             Want::All(_) | Want::Names => true,
             Want::Some(v) => v
                 .iter()
-                .any(|n| !is_live(n) && !(n.ns == OC_NS && n.local == "favorite")),
+                .any(|n| !(is_live(n) || n.ns == OC_NS && n.local == "favorite")),
         }
     }
 }

@@ -39,7 +39,7 @@ pub(crate) async fn proppatch(
         PatchOp::Set { name, .. } | PatchOp::Remove { name } => name.clone(),
     };
     let is_fav = |n: &PropName| n.ns == OC_NS && n.local == "favorite";
-    let protected: Vec<PropName> = ops.iter().map(name_of).filter(|n| is_live(n)).collect();
+    let protected: Vec<PropName> = ops.iter().map(name_of).filter(is_live).collect();
     let mut stats = Vec::new();
     if protected.is_empty() {
         let mut dead = Vec::new();
