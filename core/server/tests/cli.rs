@@ -1,0 +1,74 @@
+//! The real `hearth` binary: account creation from a script, the READY line on port 0, a polite
+//! refusal of `user add` while a server holds the data directory, and SIGTERM → exit 0.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+
+fn hearth(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hearth"));
+    c.arg("--data-dir")
+        .arg(dir)
+        .env("HEARTH_LOG", "warn")
+        .env_remove("HEARTH_DATA_DIR");
+    c
+}
+
+fn add_user(dir: &std::path::Path, name: &str) -> std::process::Output {
+    let mut child = hearth(dir)
+        .args(["user", "add", name, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"secret\n").unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn cli_user_and_server_lifecycle() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(add_user(dir.path(), "alice").status.success());
+    let dup = add_user(dir.path(), "alice");
+    assert!(!dup.status.success());
+    assert!(String::from_utf8_lossy(&dup.stderr).contains("already exists"));
+    let list = hearth(dir.path()).args(["user", "list"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).starts_with("alice\t"));
+
+    let mut server = hearth(dir.path())
+        .args(["server", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().strip_prefix("READY http=").expect("READY line");
+    assert!(
+        addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
+        "{line}"
+    );
+
+    let busy = add_user(dir.path(), "bob");
+    assert!(!busy.status.success());
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("in use by a running Hearth server"));
+
+    let pid = rustix::process::Pid::from_raw(i32::try_from(server.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(server.wait().unwrap().success(), "SIGTERM exits 0");
+    assert!(
+        add_user(dir.path(), "bob").status.success(),
+        "works once the server stopped"
+    );
+}
+
+#[test]
+fn unknown_config_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hearth.toml"), "listn = \"127.0.0.1:0\"\n").unwrap();
+    let out = hearth(dir.path()).args(["user", "list"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("listn"));
+}
