@@ -10,7 +10,8 @@ use hearth_store::{NodeKind, SpaceRecord, TrashRecord, WriteTx};
 use hearth_types::{Name, NodeId, RelPath};
 use std::path::{Path, PathBuf};
 
-fn fsync_dir(dir: &Path) -> Result<(), CoreError> {
+/// fsyncs a folder, so a rename into it is durable.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), CoreError> {
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| CoreError::io("syncing a folder", e))

@@ -2,6 +2,7 @@
 //! fsynced and renamed over the real name in one step, so a reader (or a crash) only ever sees the
 //! old content or the new content whole. The replaced content is kept as a version (hard link).
 
+use super::ops::fsync_dir;
 use super::tree::{Located, new_etag, propagate, record_from_disk, to_i64};
 use super::{FileStore, ResourceInfo};
 use crate::CoreError;
@@ -12,7 +13,7 @@ use hearth_types::{NodeId, RelPath, SpaceId};
 use sha1::Digest;
 use std::fs::File;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 /// A checksum algorithm clients may send (`OC-Checksum: SHA1:<hex>`).
@@ -94,12 +95,6 @@ impl Drop for Upload {
         // Unless it was renamed into place, the temporary file goes.
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-fn fsync_dir(dir: &Path) -> Result<(), CoreError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| CoreError::io("syncing a folder", e))
 }
 
 fn etag_matches(list: &[String], etag: &str) -> bool {
