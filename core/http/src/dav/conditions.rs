@@ -1,23 +1,42 @@
 //! Conditional requests on the WebDAV side: the `If` header (RFC 4918 §10.4) and lock-token
 //! enforcement (§7.5). The `If` conditions are evaluated first (false is 412 Precondition
-//! Failed), then the locks (a missing or wrong token is 423 Locked), as Apache mod_dav does.
+//! Failed), then, inside the operation, the locks (a missing or wrong token is 423 Locked), as
+//! Apache mod_dav orders them.
 
-use super::{Target, resolve_target};
-use crate::util::{bad, blocking, header};
+use super::{Target, on_target, resolve_target};
+use crate::util::{bad, header};
 use crate::{ApiError, AppState};
 use hearth_dav_proto::{Condition, parse_if, url_path};
 use hearth_domain::{CoreError, Principal};
 use http::HeaderMap;
 
-/// Checks locks and the `If` header for a write to `target` (and, if `recursive`, everything
-/// below it). Returns the lock tokens the client submitted.
-pub(crate) async fn check_write(
+/// The lock tokens a client submitted in its `If` header, for the lock check that the write
+/// itself runs (on the same blocking call as the operation).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Submitted(Vec<String>);
+
+impl Submitted {
+    /// `Locked` unless every lock on `path` (and below it, if `recursive`) was submitted by `who`.
+    pub(crate) fn allow(
+        &self,
+        core: &hearth_domain::Core,
+        who: &Principal,
+        space: hearth_types::SpaceId,
+        path: &hearth_types::RelPath,
+        recursive: bool,
+    ) -> Result<(), CoreError> {
+        core.locks.check_write(who, space, path, &self.0, recursive)
+    }
+}
+
+/// Evaluates the `If` header for a write to `target` (412 when it is false) and returns the
+/// submitted lock tokens. Without an `If` header this does no I/O.
+pub(crate) async fn evaluate_if(
     state: &AppState,
     who: &Principal,
     target: &Target,
     headers: &HeaderMap,
-    recursive: bool,
-) -> Result<Vec<String>, ApiError> {
+) -> Result<Submitted, ApiError> {
     let parsed = match header(headers, "if") {
         Some(v) => Some(parse_if(v).map_err(|e| bad(format!("invalid If header: {e}")))?),
         None => None,
@@ -45,14 +64,13 @@ pub(crate) async fn check_write(
                 None => target.clone(),
             };
             let etag = super::try_stat(state, who, &res).await?.map(|i| i.etag);
-            let covering: Vec<String> = {
-                let (locks, space, path) = (state.core.locks.clone(), res.space, res.path.clone());
-                blocking(move || locks.covering(space, &path))
-                    .await?
-                    .into_iter()
-                    .map(|l| l.token)
-                    .collect()
-            };
+            let covering: Vec<String> = on_target(state, who, &res, |c, _, space, path| {
+                c.locks.covering(space, path)
+            })
+            .await?
+            .into_iter()
+            .map(|l| l.token)
+            .collect();
             let holds = list.conditions.iter().all(|c| match c {
                 Condition::Token { not, token } => covering.iter().any(|t| t == token) != *not,
                 Condition::Etag { not, etag: want } => {
@@ -71,15 +89,5 @@ pub(crate) async fn check_write(
             )));
         }
     }
-    {
-        let (locks, who, space, path, toks) = (
-            state.core.locks.clone(),
-            who.clone(),
-            target.space,
-            target.path.clone(),
-            tokens.clone(),
-        );
-        blocking(move || locks.check_write(&who, space, &path, &toks, recursive)).await?;
-    }
-    Ok(tokens)
+    Ok(Submitted(tokens))
 }

@@ -2,9 +2,9 @@
 //! clients send a path only), `Overwrite`, `Depth`; locks on the source (MOVE) and destination
 //! are enforced.
 
-use super::Target;
-use super::conditions::check_write;
-use crate::util::{bad, blocking, header};
+use super::conditions::evaluate_if;
+use super::{Target, on_target};
+use crate::util::{bad, header};
 use crate::{ApiError, AppState};
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -48,39 +48,26 @@ pub(crate) async fn copy_or_move(
         (true, Some(Depth::Zero)) => return Err(bad("MOVE needs Depth: infinity")),
         (_, Some(Depth::One)) => return Err(bad("Depth: 1 is not valid for COPY or MOVE")),
     };
-    if is_move {
-        check_write(state, who, t, h, true).await?;
-    }
-    check_write(state, who, &dest, h, true).await?;
-    let (files, w, space, from, to) = (
-        state.core.files.clone(),
-        who.clone(),
-        t.space,
-        t.path.clone(),
-        dest.path.clone(),
-    );
-    let outcome = blocking(move || {
+    let submitted = evaluate_if(state, who, t, h).await?;
+    let to = dest.path.clone();
+    let outcome = on_target(state, who, t, move |c, w, space, from| {
         if is_move {
-            files.move_to(&w, space, &from, &to, overwrite)
-        } else {
-            files.copy_to(&w, space, &from, &to, overwrite, recursive)
+            submitted.allow(c, w, space, from, true)?;
         }
-    })
-    .await?;
-    let (locks, space, src, dst) = (
-        state.core.locks.clone(),
-        t.space,
-        t.path.clone(),
-        dest.path.clone(),
-    );
-    blocking(move || {
+        submitted.allow(c, w, space, &to, true)?;
+        let outcome = if is_move {
+            c.files.move_to(w, space, from, &to, overwrite)?
+        } else {
+            c.files.copy_to(w, space, from, &to, overwrite, recursive)?
+        };
+        // Locks name paths: a moved source and a replaced destination lose theirs.
         if is_move {
-            locks.release_under(space, &src)?;
+            c.locks.release_under(space, from)?;
         }
         if outcome == MoveOutcome::Replaced {
-            locks.release_under(space, &dst)?;
+            c.locks.release_under(space, &to)?;
         }
-        Ok(())
+        Ok(outcome)
     })
     .await?;
     Ok(match outcome {

@@ -2,10 +2,10 @@
 //! infinity, refresh through the `If` header, and LOCK on an unmapped URL creating an empty file
 //! (§7.3).
 
-use super::Target;
-use super::conditions::check_write;
+use super::conditions::evaluate_if;
 use super::propfind::active_lock;
-use crate::util::{bad, blocking, header};
+use super::{Target, on_target};
+use crate::util::{bad, header};
 use crate::{ApiError, AppState};
 use axum::body::Body;
 use axum::extract::Request;
@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use hearth_dav_proto::{
     Condition, Depth, lockdiscovery_body, parse_depth, parse_if, parse_lockinfo, parse_timeout,
 };
-use hearth_domain::{CoreError, LockRequest, Principal, PutOptions, StorageProvider};
+use hearth_domain::{LockRequest, Principal, PutOptions, StorageProvider};
 use http::{HeaderValue, StatusCode, header as h};
 
 /// Longest lock we grant (a client asking for `Infinite` gets this).
@@ -65,13 +65,10 @@ pub(crate) async fn lock(
                 _ => None,
             })
             .ok_or_else(|| bad("the If header names no lock token"))?;
-        let (locks, w, space, path) = (
-            state.core.locks.clone(),
-            who.clone(),
-            t.space,
-            t.path.clone(),
-        );
-        let lock = blocking(move || locks.refresh(&w, space, &path, &token, Some(timeout))).await?;
+        let lock = on_target(state, who, t, move |c, w, space, path| {
+            c.locks.refresh(w, space, path, &token, Some(timeout))
+        })
+        .await?;
         return Ok(lock_response(StatusCode::OK, &lock, t, false));
     };
     let depth_infinity =
@@ -82,51 +79,32 @@ pub(crate) async fn lock(
         };
     let exists = super::try_stat(state, who, t).await?.is_some();
     if exists {
-        check_write(state, who, t, &headers, false)
-            .await
-            .or_else(|e| match e.0 {
-                // An existing lock is reported by the lock call itself (423).
-                CoreError::Locked(_) => Ok(Vec::new()),
-                _ => Err(e),
-            })?;
+        // Conflicting locks are reported by the lock call itself (423); only the If conditions here.
+        evaluate_if(state, who, t, &headers).await?;
     }
-    let (locks, w, space, path) = (
-        state.core.locks.clone(),
-        who.clone(),
-        t.space,
-        t.path.clone(),
-    );
     let req_lock = LockRequest {
-        space,
-        path: path.clone(),
+        space: t.space,
+        path: t.path.clone(),
         depth_infinity,
         shared: info.shared,
         owner_xml: info.owner_xml,
         timeout_secs: Some(timeout),
     };
-    let lock = blocking(move || locks.lock(&w, req_lock)).await?;
+    let lock = on_target(state, who, t, move |c, w, _, _| c.locks.lock(w, req_lock)).await?;
     if !exists {
         // LOCK on an unmapped URL creates an empty resource (RFC 4918 §7.3).
-        let (files, w, space, path) = (
-            state.core.files.clone(),
-            who.clone(),
-            t.space,
-            t.path.clone(),
-        );
-        let created = blocking(move || {
-            let up = files.begin_upload(false)?;
-            files.finish_upload(&w, space, &path, up, &PutOptions::default())
+        let created = on_target(state, who, t, move |c, w, space, path| {
+            let up = c.files.begin_upload(false)?;
+            c.files
+                .finish_upload(w, space, path, up, &PutOptions::default())
         })
         .await;
         if let Err(e) = created {
-            let (locks, w, space, path, token) = (
-                state.core.locks.clone(),
-                who.clone(),
-                t.space,
-                t.path.clone(),
-                lock.token.clone(),
-            );
-            let _ = blocking(move || locks.unlock(&w, space, &path, &token)).await;
+            let token = lock.token.clone();
+            let _ = on_target(state, who, t, move |c, w, space, path| {
+                c.locks.unlock(w, space, path, &token)
+            })
+            .await;
             return Err(e);
         }
         return Ok(lock_response(StatusCode::CREATED, &lock, t, true));
@@ -149,12 +127,9 @@ pub(crate) async fn unlock(
         })
         .filter(|v| !v.is_empty())
         .ok_or_else(|| bad("UNLOCK needs a Lock-Token header"))?;
-    let (locks, w, space, path) = (
-        state.core.locks.clone(),
-        who.clone(),
-        t.space,
-        t.path.clone(),
-    );
-    blocking(move || locks.unlock(&w, space, &path, &token)).await?;
+    on_target(state, who, t, move |c, w, space, path| {
+        c.locks.unlock(w, space, path, &token)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -177,19 +177,31 @@ pub(crate) async fn small_body(req: Request) -> Result<bytes::Bytes, ApiError> {
     }
 }
 
+/// Runs a blocking service call on the request's target: `f` gets the services, the caller, and
+/// the target's space and path.
+pub(crate) async fn on_target<T: Send + 'static>(
+    state: &AppState,
+    who: &Principal,
+    t: &Target,
+    f: impl FnOnce(&hearth_domain::Core, &Principal, SpaceId, &RelPath) -> Result<T, CoreError>
+    + Send
+    + 'static,
+) -> Result<T, ApiError> {
+    let (core, who, space, path) = (state.core.clone(), who.clone(), t.space, t.path.clone());
+    blocking(move || f(&core, &who, space, &path)).await
+}
+
 /// Stat that maps to `Option`.
 pub(crate) async fn try_stat(
     state: &AppState,
     who: &Principal,
     t: &Target,
 ) -> Result<Option<hearth_domain::ResourceInfo>, ApiError> {
-    let (files, who, space, path) = (
-        state.core.files.clone(),
-        who.clone(),
-        t.space,
-        t.path.clone(),
-    );
-    match blocking(move || files.stat(&who, space, &path)).await {
+    match on_target(state, who, t, |c, w, space, path| {
+        c.files.stat(w, space, path)
+    })
+    .await
+    {
         Ok(i) => Ok(Some(i)),
         Err(ApiError(CoreError::NotFound(_))) => Ok(None),
         Err(e) => Err(e),

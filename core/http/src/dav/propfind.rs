@@ -2,9 +2,9 @@
 //! `oc:` properties the sync clients read, and dead properties. The multistatus body is rendered on
 //! a blocking thread and streamed in chunks, so a 10,000-entry listing is never held whole twice.
 
-use super::Target;
 use super::read::mtime;
-use crate::util::{bad, blocking, header};
+use super::{Target, on_target};
+use crate::util::{bad, header};
 use crate::{ApiError, AppState};
 use axum::body::Body;
 use axum::extract::Request;
@@ -392,10 +392,10 @@ async fn context(
     t: &Target,
     host: Option<&str>,
 ) -> Result<Ctx, ApiError> {
-    let (files, w, space) = (state.core.files.clone(), who.clone(), t.space);
-    let quota = blocking(move || files.quota(&w, space)).await?;
-    let (locks, space) = (state.core.locks.clone(), t.space);
-    let locks = blocking(move || locks.covering_space(space)).await?;
+    let (quota, locks) = on_target(state, who, t, |c, w, space, _| {
+        Ok((c.files.quota(w, space)?, c.locks.covering_space(space)?))
+    })
+    .await?;
     let public_url = state
         .opts
         .public_url
@@ -431,19 +431,13 @@ pub(crate) async fn propfind(
         };
     let minimal = header(&hdrs, "prefer").is_some_and(|p| p.contains("return=minimal"));
     let ctx = context(state, who, t, header(&hdrs, "host")).await?;
-    let (files, w, space, path) = (
-        state.core.files.clone(),
-        who.clone(),
-        t.space,
-        t.path.clone(),
-    );
-    let infos = blocking(move || {
-        let root = files.stat(&w, space, &path)?;
+    let infos = on_target(state, who, t, move |c, w, space, path| {
+        let root = c.files.stat(w, space, path)?;
         let mut out = vec![root];
         if out.first().is_some_and(ResourceInfo::is_dir) && depth != Depth::Zero {
-            let mut stack = vec![path];
+            let mut stack = vec![path.clone()];
             while let Some(p) = stack.pop() {
-                for child in files.list(&w, space, &p)? {
+                for child in c.files.list(w, space, &p)? {
                     if depth == Depth::Infinity && child.is_dir() {
                         stack.push(child.path.clone());
                     }
@@ -476,8 +470,7 @@ pub(crate) async fn report(
         ReportRequest::FilterFiles { props, favorite } => {
             let ctx = context(state, who, t, host.as_deref()).await?;
             let infos = if favorite {
-                let (files, w) = (state.core.files.clone(), who.clone());
-                blocking(move || files.favorites(&w))
+                on_target(state, who, t, |c, w, _, _| c.files.favorites(w))
                     .await?
                     .into_iter()
                     .filter(|(space, _)| *space == t.space)

@@ -2,10 +2,10 @@
 //! other property in the request fails with 424, nothing changes). `oc:favorite` sets the caller's
 //! favourite flag.
 
-use super::Target;
-use super::conditions::check_write;
+use super::conditions::evaluate_if;
 use super::propfind::is_live;
-use crate::util::{bad, blocking};
+use super::{Target, on_target};
+use crate::util::bad;
 use crate::{ApiError, AppState};
 use axum::body::Body;
 use axum::extract::Request;
@@ -25,16 +25,11 @@ pub(crate) async fn proppatch(
     let headers = req.headers().clone();
     let body = super::small_body(req).await?;
     let ops = parse_proppatch(&body).map_err(|e| bad(format!("invalid PROPPATCH body: {e}")))?;
-    check_write(state, who, t, &headers, false).await?;
-    let info = {
-        let (files, w, space, path) = (
-            state.core.files.clone(),
-            who.clone(),
-            t.space,
-            t.path.clone(),
-        );
-        blocking(move || files.stat(&w, space, &path)).await?
-    };
+    let submitted = evaluate_if(state, who, t, &headers).await?;
+    let info = on_target(state, who, t, |c, w, space, path| {
+        c.files.stat(w, space, path)
+    })
+    .await?;
     let name_of = |op: &PatchOp| match op {
         PatchOp::Set { name, .. } | PatchOp::Remove { name } => name.clone(),
     };
@@ -54,16 +49,11 @@ pub(crate) async fn proppatch(
                 PatchOp::Remove { name } => dead.push((name.clark(), None)),
             }
         }
-        let (files, w, space, path) = (
-            state.core.files.clone(),
-            who.clone(),
-            t.space,
-            t.path.clone(),
-        );
-        blocking(move || {
-            files.patch_properties(&w, space, &path, &dead)?;
+        on_target(state, who, t, move |c, w, space, path| {
+            submitted.allow(c, w, space, path, false)?;
+            c.files.patch_properties(w, space, path, &dead)?;
             if let Some(on) = favorite {
-                files.set_favorite(&w, space, &path, on)?;
+                c.files.set_favorite(w, space, path, on)?;
             }
             Ok(())
         })

@@ -1,8 +1,8 @@
 //! GET and HEAD (RFC 9110 §9.3.1–2) with ranges (RFC 9110 §14) and conditional requests
 //! (If-Match, If-None-Match, If-Modified-Since, If-Range), streaming from disk with constant memory.
 
-use super::Target;
-use crate::util::{blocking, header};
+use super::{Target, on_target};
+use crate::util::header;
 use crate::{ApiError, AppState};
 use axum::body::Body;
 use axum::extract::Request;
@@ -100,13 +100,10 @@ pub(crate) async fn get(
     req: Request,
     with_body: bool,
 ) -> Result<Response, ApiError> {
-    let (files, w, space, path) = (
-        state.core.files.clone(),
-        who.clone(),
-        t.space,
-        t.path.clone(),
-    );
-    let info = blocking(move || files.stat(&w, space, &path)).await?;
+    let info = on_target(state, who, t, move |c, w, space, path| {
+        c.files.stat(w, space, path)
+    })
+    .await?;
     if info.is_dir() {
         // Folders have no content; ownCloud answers a GET on a folder like this too.
         let mut r = (
@@ -157,13 +154,10 @@ pub(crate) async fn get(
         },
         _ => None,
     };
-    let (files, w, space, path) = (
-        state.core.files.clone(),
-        who.clone(),
-        t.space,
-        t.path.clone(),
-    );
-    let (info, file) = blocking(move || files.open_read(&w, space, &path)).await?;
+    let (info, file) = on_target(state, who, t, move |c, w, space, path| {
+        c.files.open_read(w, space, path)
+    })
+    .await?;
     let (start, len, status) = match range {
         Some((s, e)) => (s, e - s + 1, StatusCode::PARTIAL_CONTENT),
         None => (0, info.size, StatusCode::OK),

@@ -1,10 +1,10 @@
 //! PUT (RFC 9110 §9.3.4 with the ownCloud headers `X-OC-Mtime`, `OC-Checksum`), MKCOL
 //! (RFC 4918 §9.3) and DELETE (RFC 4918 §9.6; deleted items go to the trash).
 
-use super::Target;
-use super::conditions::check_write;
+use super::conditions::evaluate_if;
 use super::read::file_headers;
-use crate::util::{bad, blocking, header};
+use super::{Target, on_target};
+use crate::util::{bad, header};
 use crate::{ApiError, AppState};
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
@@ -77,16 +77,22 @@ pub(crate) async fn put(
         return Err(bad("partial PUT with Content-Range is not supported"));
     }
     let opts = put_options(req.headers())?;
-    check_write(state, who, t, req.headers(), false).await?;
+    let submitted = evaluate_if(state, who, t, req.headers()).await?;
     let want_md5 = matches!(opts.checksum, Some((ChecksumAlgo::Md5, _)));
-    let files = state.core.files.clone();
-    if let Some(n) = opts.expected_len {
-        let (f, w, space, path) = (files.clone(), who.clone(), t.space, t.path.clone());
-        blocking(move || f.check_quota(&w, space, &path, n)).await?;
-    }
     let small = opts.expected_len.is_some_and(|n| n <= SMALL_BODY);
-    let (w, space, path) = (who.clone(), t.space, t.path.clone());
     let mtime_set = opts.mtime_secs.is_some();
+    if !small {
+        // Refuse a large upload before receiving it: locks, then quota for the announced length.
+        let (sub, len) = (submitted.clone(), opts.expected_len);
+        on_target(state, who, t, move |c, w, space, path| {
+            sub.allow(c, w, space, path, false)?;
+            match len {
+                Some(n) => c.files.check_quota(w, space, path, n),
+                None => Ok(()),
+            }
+        })
+        .await?;
+    }
     let (info, created) = if small {
         let body = axum::body::to_bytes(
             req.into_body(),
@@ -94,16 +100,19 @@ pub(crate) async fn put(
         )
         .await
         .map_err(|_| bad("the request body was cut off"))?;
-        blocking(move || {
-            let mut up = files.begin_upload(want_md5)?;
+        on_target(state, who, t, move |c, w, space, path| {
+            submitted.allow(c, w, space, path, false)?;
+            let mut up = c.files.begin_upload(want_md5)?;
             up.write(&body)?;
-            files.finish_upload(&w, space, &path, up, &opts)
+            c.files.finish_upload(w, space, path, up, &opts)
         })
         .await?
     } else {
         // Stream: the network side feeds a bounded channel, a blocking writer hashes and writes.
-        let f2 = files.clone();
-        let mut up = blocking(move || f2.begin_upload(want_md5)).await?;
+        let mut up = on_target(state, who, t, move |c, _, _, _| {
+            c.files.begin_upload(want_md5)
+        })
+        .await?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
         let writer = tokio::task::spawn_blocking(move || -> Result<_, CoreError> {
             while let Some(chunk) = rx.blocking_recv() {
@@ -135,7 +144,11 @@ pub(crate) async fn put(
             // Dropping the upload removes its temporary file: nothing is stored.
             return Err(bad("the request body was cut off"));
         }
-        blocking(move || files.finish_upload(&w, space, &path, up, &opts)).await?
+        on_target(state, who, t, move |c, w, space, path| {
+            submitted.allow(c, w, space, path, false)?;
+            c.files.finish_upload(w, space, path, up, &opts)
+        })
+        .await?
     };
     let status = if created {
         StatusCode::CREATED
@@ -170,14 +183,12 @@ pub(crate) async fn mkcol(
             "MKCOL with a body is not supported",
         ));
     }
-    check_write(state, who, t, &headers, false).await?;
-    let (files, w, space, path) = (
-        state.core.files.clone(),
-        who.clone(),
-        t.space,
-        t.path.clone(),
-    );
-    let info = blocking(move || files.mkdir(&w, space, &path)).await?;
+    let submitted = evaluate_if(state, who, t, &headers).await?;
+    let info = on_target(state, who, t, move |c, w, space, path| {
+        submitted.allow(c, w, space, path, false)?;
+        c.files.mkdir(w, space, path)
+    })
+    .await?;
     let mut resp = StatusCode::CREATED.into_response();
     file_headers(resp.headers_mut(), &info);
     Ok(resp)
@@ -194,15 +205,12 @@ pub(crate) async fn delete(
     {
         return Err(bad("DELETE needs Depth: infinity"));
     }
-    check_write(state, who, t, req.headers(), true).await?;
-    let (files, w, space, path) = (
-        state.core.files.clone(),
-        who.clone(),
-        t.space,
-        t.path.clone(),
-    );
-    blocking(move || files.delete(&w, space, &path)).await?;
-    let (locks, space, path) = (state.core.locks.clone(), t.space, t.path.clone());
-    blocking(move || locks.release_under(space, &path)).await?;
+    let submitted = evaluate_if(state, who, t, req.headers()).await?;
+    on_target(state, who, t, move |c, w, space, path| {
+        submitted.allow(c, w, space, path, true)?;
+        c.files.delete(w, space, path)?;
+        c.locks.release_under(space, path)
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
