@@ -8,11 +8,15 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use hearth_store::{Store, UserRecord};
 use hearth_types::UserId;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The account service.
 pub struct Accounts {
     store: Store,
     files: Arc<FileStore>,
+    /// Bumped by every change to any account; cached credentials from an older generation are
+    /// void. This process is the only writer (the store is held exclusively), so it sees them all.
+    generation: AtomicU64,
 }
 
 /// Checks a login name: 1–64 characters of letters, digits, `.`, `-`, `_`, `@`, not starting with `.`.
@@ -55,7 +59,26 @@ pub(crate) fn verify_password(hash: &str, password: &str) -> bool {
 
 impl Accounts {
     pub(crate) fn new(store: Store, files: Arc<FileStore>) -> Self {
-        Self { store, files }
+        Self {
+            store,
+            files,
+            generation: AtomicU64::new(0),
+        }
+    }
+
+    /// The current account generation (see the field).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// A write to the accounts; bumps the generation afterwards, whatever the outcome.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&hearth_store::WriteTx) -> Result<T, CoreError>,
+    ) -> Result<T, CoreError> {
+        let r = self.store.write(f);
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        r
     }
 
     /// Creates an account and its personal space.
@@ -77,7 +100,7 @@ impl Accounts {
             created: now_secs(),
             admin: false,
         };
-        self.store.write(|tx| {
+        self.write(|tx| {
             if tx.user(username)?.is_some() {
                 return Err(CoreError::AlreadyExists(format!(
                     "user {username:?} already exists"
@@ -93,7 +116,7 @@ impl Accounts {
     /// Changes a password.
     pub fn set_password(&self, username: &str, password: &str) -> Result<(), CoreError> {
         let hash = hash_password(password)?;
-        self.store.write(|tx| {
+        self.write(|tx| {
             let mut u = tx
                 .user(username)?
                 .ok_or_else(|| CoreError::NotFound(format!("no user {username:?}")))?;
@@ -105,7 +128,7 @@ impl Accounts {
 
     /// Sets a user's quota in bytes (`None`: the server default).
     pub fn set_quota(&self, username: &str, quota: Option<u64>) -> Result<(), CoreError> {
-        self.store.write(|tx| {
+        self.write(|tx| {
             let mut u = tx
                 .user(username)?
                 .ok_or_else(|| CoreError::NotFound(format!("no user {username:?}")))?;
@@ -118,7 +141,7 @@ impl Accounts {
     /// Removes an account. Its files stay on disk under `files/<username>` (nothing is deleted);
     /// re-creating the same name adopts them as a new account's files.
     pub fn remove(&self, username: &str) -> Result<(), CoreError> {
-        self.store.write(|tx| {
+        self.write(|tx| {
             let u = tx
                 .user(username)?
                 .ok_or_else(|| CoreError::NotFound(format!("no user {username:?}")))?;

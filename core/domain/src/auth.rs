@@ -61,7 +61,8 @@ struct Failures {
 
 struct Cached {
     digest: [u8; 32],
-    password_hash: String,
+    generation: u64,
+    principal: Principal,
     expires: Instant,
 }
 
@@ -97,6 +98,20 @@ impl Authenticator {
         h.finalize().into()
     }
 
+    /// Checks Basic credentials against the cache of recently verified ones: no I/O, no argon2.
+    /// `None` means "not known", not "wrong": then call [`Authenticator::verify_basic`].
+    pub fn cached(&self, username: &str, password: &str) -> Option<Principal> {
+        let digest = self.digest(username, password);
+        let generation = self.accounts.generation();
+        let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+        cache
+            .get(username)
+            .filter(|c| {
+                c.expires > Instant::now() && c.digest == digest && c.generation == generation
+            })
+            .map(|c| c.principal.clone())
+    }
+
     /// Checks Basic credentials. Blocking (argon2): call from a blocking thread.
     ///
     /// Unknown user and wrong password give the same answer; a blocked account or address gets
@@ -107,19 +122,13 @@ impl Authenticator {
         password: &str,
         addr: Option<IpAddr>,
     ) -> Result<Principal, CoreError> {
-        let now = Instant::now();
-        let user = self.accounts.get(username)?;
-        let digest = self.digest(username, password);
-        if let Some(u) = &user {
-            let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(c) = cache.get(username)
-                && c.expires > now
-                && c.digest == digest
-                && c.password_hash == u.password_hash
-            {
-                return Ok(principal(u));
-            }
+        if let Some(p) = self.cached(username, password) {
+            return Ok(p);
         }
+        let now = Instant::now();
+        // Read the generation before the account: a change racing this check voids the entry.
+        let generation = self.accounts.generation();
+        let user = self.accounts.get(username)?;
         self.check_blocked(username, addr, now)?;
         let ok = match &user {
             Some(u) => verify_password(&u.password_hash, password),
@@ -132,18 +141,20 @@ impl Authenticator {
         match (ok, user) {
             (true, Some(u)) => {
                 self.clear_failures(username, addr);
+                let p = principal(&u);
                 self.cache
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .insert(
                         username.to_owned(),
                         Cached {
-                            digest,
-                            password_hash: u.password_hash.clone(),
+                            digest: self.digest(username, password),
+                            generation,
+                            principal: p.clone(),
                             expires: now + self.cfg.cache_ttl,
                         },
                     );
-                Ok(principal(&u))
+                Ok(p)
             }
             _ => {
                 self.note_failure(username, addr, now);
@@ -251,3 +262,42 @@ fn principal(u: &hearth_store::UserRecord) -> Principal {
 
 /// An argon2id hash of a random password, verified against when the user does not exist.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$yrXpmj8xYrFfpkc1pP7Uew2ja6QDc+xN0QFtTDk3NDQ";
+
+#[cfg(test)]
+mod tests {
+    use crate::{Core, CoreError, StorageOptions, ThrottleConfig};
+
+    #[test]
+    fn cache_serves_verified_credentials_until_the_account_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let core = Core::open(
+            StorageOptions::new(dir.path().to_path_buf()),
+            ThrottleConfig::default(),
+        )
+        .unwrap();
+        core.accounts.add("alice", "one", None).unwrap();
+        assert!(core.auth.cached("alice", "one").is_none());
+        core.auth.verify_basic("alice", "one", None).unwrap();
+        assert_eq!(core.auth.cached("alice", "one").unwrap().username, "alice");
+        assert!(
+            core.auth.cached("alice", "two").is_none(),
+            "another password is not a hit"
+        );
+        core.accounts.set_password("alice", "two").unwrap();
+        assert!(
+            core.auth.cached("alice", "one").is_none(),
+            "a password change voids the cache"
+        );
+        assert!(matches!(
+            core.auth.verify_basic("alice", "one", None),
+            Err(CoreError::Unauthenticated)
+        ));
+        core.auth.verify_basic("alice", "two", None).unwrap();
+        core.accounts.remove("alice").unwrap();
+        assert!(
+            core.auth.cached("alice", "two").is_none(),
+            "a removed account is not served"
+        );
+        assert!(core.auth.verify_basic("alice", "two", None).is_err());
+    }
+}

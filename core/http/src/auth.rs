@@ -34,6 +34,9 @@ pub(crate) async fn authenticate(
     let (user, pass) = decoded
         .split_once(':')
         .ok_or(ApiError(CoreError::Unauthenticated))?;
+    if let Some(p) = state.core.auth.cached(user, pass) {
+        return Ok(p);
+    }
     let (user, pass) = (user.to_owned(), pass.to_owned());
     let auth = state.core.auth.clone();
     blocking(move || auth.verify_basic(&user, &pass, addr)).await
