@@ -72,3 +72,97 @@ fn unknown_config_key_is_named() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("listn"));
 }
+
+/// Starts `hearth server` on port 0 and returns the child and its address.
+fn start_server(dir: &std::path::Path) -> (std::process::Child, String) {
+    let mut server = hearth(dir)
+        .args(["server", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("READY http=")
+        .expect("READY line")
+        .to_owned();
+    (server, addr)
+}
+
+/// Sends a raw HTTP request and returns the whole response.
+fn http(addr: &str, head: &str, body: &[u8]) -> String {
+    use std::io::Read;
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.write_all(head.as_bytes()).unwrap();
+    tcp.write_all(body).unwrap();
+    let mut out = String::new();
+    let _ = tcp.read_to_string(&mut out);
+    out
+}
+
+fn put_head(addr: &str, name: &str, len: usize) -> String {
+    format!(
+        "PUT /remote.php/dav/files/alice/{name} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic YWxpY2U6c2VjcmV0\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n"
+    )
+}
+
+#[test]
+fn kill_9_mid_upload_never_leaves_a_truncated_file() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(add_user(dir.path(), "alice").status.success());
+    let (mut server, addr) = start_server(dir.path());
+    let old = vec![b'o'; 100_000];
+    assert!(http(&addr, &put_head(&addr, "big.bin", old.len()), &old).starts_with("HTTP/1.1 201"));
+
+    // Two uploads in flight, one replacing big.bin and one creating new.bin, each half sent.
+    let mut streams = Vec::new();
+    for name in ["big.bin", "new.bin"] {
+        let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+        tcp.write_all(put_head(&addr, name, 8_000_000).as_bytes())
+            .unwrap();
+        tcp.write_all(&vec![b'n'; 4_000_000]).unwrap();
+        tcp.flush().unwrap();
+        streams.push(tcp);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+    drop(streams);
+
+    let files = dir.path().join("files/alice");
+    assert_eq!(
+        std::fs::read(files.join("big.bin")).unwrap(),
+        old,
+        "old content, whole"
+    );
+    assert!(
+        !files.join("new.bin").exists(),
+        "no partial file under the real name"
+    );
+
+    let (mut server, addr) = start_server(dir.path());
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("system/tmp"))
+            .unwrap()
+            .count(),
+        0,
+        "leftovers cleaned"
+    );
+    let get = http(
+        &addr,
+        &format!(
+            "GET /remote.php/dav/files/alice/big.bin HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Basic YWxpY2U6c2VjcmV0\r\nConnection: close\r\n\r\n"
+        ),
+        b"",
+    );
+    assert!(
+        get.starts_with("HTTP/1.1 200") && get.ends_with(&"o".repeat(1000)),
+        "served whole after restart"
+    );
+    let pid = rustix::process::Pid::from_raw(i32::try_from(server.id()).unwrap()).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert!(server.wait().unwrap().success());
+}
