@@ -179,13 +179,13 @@ pub trait StorageProvider: Send + Sync {
         upload: Upload,
         opts: &PutOptions,
     ) -> Result<(ResourceInfo, bool), CoreError>;
-    /// Opens a file for reading.
+    /// Stats a resource and, for a file, opens it for reading (folders give `None`).
     fn open_read(
         &self,
         who: &Principal,
         space: SpaceId,
         path: &RelPath,
-    ) -> Result<(ResourceInfo, std::fs::File), CoreError>;
+    ) -> Result<(ResourceInfo, Option<std::fs::File>), CoreError>;
     /// Quota of a space.
     fn quota(&self, who: &Principal, space: SpaceId) -> Result<Quota, CoreError>;
     /// Dead properties (arbitrary metadata): (Clark name, XML fragment).

@@ -111,19 +111,20 @@ impl StorageProvider for FileStore {
         who: &Principal,
         space: SpaceId,
         path: &RelPath,
-    ) -> Result<(ResourceInfo, std::fs::File), CoreError> {
+    ) -> Result<(ResourceInfo, Option<std::fs::File>), CoreError> {
         use std::os::unix::fs::OpenOptionsExt;
         let space = self.space_for(who, space)?;
         let loc = self.locate(&space, path)?;
+        let info = self.info(&space, path.clone(), loc.id, &loc.rec, false);
+        if loc.rec.kind == hearth_store::NodeKind::Dir {
+            return Ok((info, None));
+        }
         let file = std::fs::File::options()
             .read(true)
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&loc.disk)
             .map_err(|e| CoreError::io("opening a file", e))?;
-        Ok((
-            self.info(&space, path.clone(), loc.id, &loc.rec, false),
-            file,
-        ))
+        Ok((info, Some(file)))
     }
 
     fn quota(&self, who: &Principal, space: SpaceId) -> Result<Quota, CoreError> {

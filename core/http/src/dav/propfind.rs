@@ -3,7 +3,7 @@
 //! a blocking thread and streamed in chunks, so a 10,000-entry listing is never held whole twice.
 
 use super::read::mtime;
-use super::{Target, on_target};
+use super::Target;
 use crate::util::{bad, header};
 use crate::{ApiError, AppState};
 use axum::body::Body;
@@ -14,11 +14,11 @@ use hearth_dav_proto::{
     PropfindRequest, ReportRequest, activelock_xml, parse_depth, parse_propfind, parse_report,
     supportedlock_xml,
 };
-use hearth_domain::files::{FileStore, Quota};
+use hearth_domain::files::Quota;
 use hearth_domain::{CoreError, Principal, ResourceInfo, StorageProvider};
 use hearth_store::LockRecord;
+use hearth_types::{RelPath, SpaceId};
 use http::{HeaderValue, StatusCode, header as h};
-use std::sync::Arc;
 
 /// Per-request facts the property values need.
 pub(crate) struct Ctx {
@@ -328,21 +328,65 @@ fn render(
     w.response(&href, &stats);
 }
 
-/// Streams a multistatus for `infos` (the first one is the request target).
-fn stream(
-    files: Arc<FileStore>,
-    infos: Vec<ResourceInfo>,
+/// Gathers the resources on one blocking thread and streams their multistatus from it: facts
+/// for the property values, then `gather` (whose error, e.g. 404, becomes the response), then the
+/// rendering, sent in chunks of about 64 KiB.
+async fn respond<G>(
+    state: &AppState,
+    who: &Principal,
+    t: &Target,
+    host: Option<&str>,
     want: Want,
-    ctx: Ctx,
     minimal: bool,
-) -> Body {
+    gather: G,
+) -> Result<Response, ApiError>
+where
+    G: FnOnce(
+            &hearth_domain::Core,
+            &Principal,
+            SpaceId,
+            &RelPath,
+        ) -> Result<Vec<ResourceInfo>, CoreError>
+        + Send
+        + 'static,
+{
+    let public_url = state
+        .opts
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", host.unwrap_or("localhost")));
+    let (core, target, who) = (state.core.clone(), t.clone(), who.clone());
+    let (first_tx, first_rx) = tokio::sync::oneshot::channel::<Result<(), CoreError>>();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
+        let gathered = (|| {
+            let quota = core.files.quota(&who, target.space)?;
+            let locks = core.locks.covering_space(target.space)?;
+            let infos = gather(&core, &who, target.space, &target.path)?;
+            Ok((quota, locks, infos))
+        })();
+        let (quota, locks, infos) = match gathered {
+            Ok(v) => {
+                let _ = first_tx.send(Ok(()));
+                v
+            }
+            Err(e) => {
+                let _ = first_tx.send(Err(e));
+                return;
+            }
+        };
+        let ctx = Ctx {
+            who,
+            quota,
+            locks,
+            public_url,
+            target,
+        };
         let mut w = MultistatusWriter::new();
         for batch in infos.chunks(256) {
             let dead: Vec<Vec<(String, String)>> = if want.needs_dead() {
                 let ids: Vec<_> = batch.iter().map(|i| i.id.node).collect();
-                match files.dead_properties(&ids) {
+                match core.files.dead_properties(&ids) {
                     Ok(d) => d,
                     Err(e) => {
                         let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
@@ -363,7 +407,19 @@ fn stream(
         }
         let _ = tx.blocking_send(Ok(w.finish().into()));
     });
-    Body::from_stream(tokio_stream_from(rx))
+    match first_rx.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(ApiError(e)),
+        Err(_) => return Err(ApiError(CoreError::Internal("listing task failed".into()))),
+    }
+    let mut resp = multistatus(Body::from_stream(tokio_stream_from(rx)));
+    if minimal {
+        resp.headers_mut().insert(
+            "preference-applied",
+            HeaderValue::from_static("return=minimal"),
+        );
+    }
+    Ok(resp)
 }
 
 fn tokio_stream_from<T: Send + 'static>(
@@ -386,30 +442,6 @@ fn multistatus(body: Body) -> Response {
     resp
 }
 
-async fn context(
-    state: &AppState,
-    who: &Principal,
-    t: &Target,
-    host: Option<&str>,
-) -> Result<Ctx, ApiError> {
-    let (quota, locks) = on_target(state, who, t, |c, w, space, _| {
-        Ok((c.files.quota(w, space)?, c.locks.covering_space(space)?))
-    })
-    .await?;
-    let public_url = state
-        .opts
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", host.unwrap_or("localhost")));
-    Ok(Ctx {
-        who: who.clone(),
-        quota,
-        locks,
-        public_url,
-        target: t.clone(),
-    })
-}
-
 pub(crate) async fn propfind(
     state: &AppState,
     who: &Principal,
@@ -430,32 +462,31 @@ pub(crate) async fn propfind(
             PropfindRequest::Prop(names) => Want::Some(names),
         };
     let minimal = header(&hdrs, "prefer").is_some_and(|p| p.contains("return=minimal"));
-    let ctx = context(state, who, t, header(&hdrs, "host")).await?;
-    let infos = on_target(state, who, t, move |c, w, space, path| {
-        let root = c.files.stat(w, space, path)?;
-        let mut out = vec![root];
-        if out.first().is_some_and(ResourceInfo::is_dir) && depth != Depth::Zero {
-            let mut stack = vec![path.clone()];
-            while let Some(p) = stack.pop() {
-                for child in c.files.list(w, space, &p)? {
-                    if depth == Depth::Infinity && child.is_dir() {
-                        stack.push(child.path.clone());
+    respond(
+        state,
+        who,
+        t,
+        header(&hdrs, "host"),
+        want,
+        minimal,
+        move |c, w, space, path| {
+            let root = c.files.stat(w, space, path)?;
+            let mut out = vec![root];
+            if out.first().is_some_and(ResourceInfo::is_dir) && depth != Depth::Zero {
+                let mut stack = vec![path.clone()];
+                while let Some(p) = stack.pop() {
+                    for child in c.files.list(w, space, &p)? {
+                        if depth == Depth::Infinity && child.is_dir() {
+                            stack.push(child.path.clone());
+                        }
+                        out.push(child);
                     }
-                    out.push(child);
                 }
             }
-        }
-        Ok(out)
-    })
-    .await?;
-    let mut resp = multistatus(stream(state.core.files.clone(), infos, want, ctx, minimal));
-    if minimal {
-        resp.headers_mut().insert(
-            "preference-applied",
-            HeaderValue::from_static("return=minimal"),
-        );
-    }
-    Ok(resp)
+            Ok(out)
+        },
+    )
+    .await
 }
 
 pub(crate) async fn report(
@@ -468,29 +499,31 @@ pub(crate) async fn report(
     let body = super::small_body(req).await?;
     match parse_report(&body).map_err(|e| bad(format!("invalid REPORT body: {e}")))? {
         ReportRequest::FilterFiles { props, favorite } => {
-            let ctx = context(state, who, t, host.as_deref()).await?;
-            let infos = if favorite {
-                on_target(state, who, t, |c, w, _, _| c.files.favorites(w))
-                    .await?
-                    .into_iter()
-                    .filter(|(space, _)| *space == t.space)
-                    .map(|(_, i)| i)
-                    .collect()
-            } else {
-                Vec::new()
-            };
             let want = if props.is_empty() {
                 Want::All(Vec::new())
             } else {
                 Want::Some(props)
             };
-            Ok(multistatus(stream(
-                state.core.files.clone(),
-                infos,
+            respond(
+                state,
+                who,
+                t,
+                host.as_deref(),
                 want,
-                ctx,
                 false,
-            )))
+                move |c, w, space, _| {
+                    if !favorite {
+                        return Ok(Vec::new());
+                    }
+                    Ok(c.files
+                        .favorites(w)?
+                        .into_iter()
+                        .filter(|(s, _)| *s == space)
+                        .map(|(_, i)| i)
+                        .collect())
+                },
+            )
+            .await
         }
         ReportRequest::Unsupported(name) => Err(ApiError(CoreError::PermissionDenied(format!(
             "the report {} is not supported",

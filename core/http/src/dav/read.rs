@@ -100,11 +100,11 @@ pub(crate) async fn get(
     req: Request,
     with_body: bool,
 ) -> Result<Response, ApiError> {
-    let info = on_target(state, who, t, move |c, w, space, path| {
-        c.files.stat(w, space, path)
+    let (info, file) = on_target(state, who, t, |c, w, space, path| {
+        c.files.open_read(w, space, path)
     })
     .await?;
-    if info.is_dir() {
+    let Some(file) = file else {
         // Folders have no content; ownCloud answers a GET on a folder like this too.
         let mut r = (
             StatusCode::OK,
@@ -115,7 +115,7 @@ pub(crate) async fn get(
         file_headers(r.headers_mut(), &info);
         r.headers_mut().remove("oc-checksum");
         return Ok(r);
-    }
+    };
     let hdrs = req.headers();
     if let Some(im) = header(hdrs, "if-match")
         && !etag_in(im, &info.etag)
@@ -154,10 +154,7 @@ pub(crate) async fn get(
         },
         _ => None,
     };
-    let (info, file) = on_target(state, who, t, move |c, w, space, path| {
-        c.files.open_read(w, space, path)
-    })
-    .await?;
+
     let (start, len, status) = match range {
         Some((s, e)) => (s, e - s + 1, StatusCode::PARTIAL_CONTENT),
         None => (0, info.size, StatusCode::OK),
