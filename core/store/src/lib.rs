@@ -14,7 +14,7 @@ pub use error::StoreError;
 pub use records::*;
 pub use tx::{ReadTx, WriteTx};
 
-use commit::GroupCommit;
+pub use commit::GroupSync;
 use redb::{Builder, ConcurrencyMode, Database, Durability, ReadableDatabase};
 use std::path::Path;
 use std::sync::Arc;
@@ -27,7 +27,7 @@ pub struct Store {
 
 struct Inner {
     db: Database,
-    commits: GroupCommit,
+    commits: GroupSync,
 }
 
 impl Store {
@@ -47,7 +47,7 @@ impl Store {
         let store = Self {
             inner: Arc::new(Inner {
                 db,
-                commits: GroupCommit::default(),
+                commits: GroupSync::default(),
             }),
         };
         migrate::run(&store)?;
@@ -70,7 +70,7 @@ impl Store {
         f: impl FnOnce(&WriteTx) -> Result<T, E>,
     ) -> Result<T, E> {
         let out = self.write_lazy(f)?;
-        self.inner.commits.wait_durable(&self.inner.db)?;
+        self.inner.commits.wait(|| commit::flush(&self.inner.db))?;
         Ok(out)
     }
 
@@ -87,7 +87,7 @@ impl Store {
         match f(&wtx) {
             Ok(v) => {
                 wtx.into_inner().commit().map_err(StoreError::from)?;
-                self.inner.commits.note_commit();
+                self.inner.commits.note();
                 Ok(v)
             }
             Err(e) => {
@@ -99,8 +99,8 @@ impl Store {
 
     /// Forces every earlier commit to disk (used at shutdown).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.inner.commits.note_commit();
-        self.inner.commits.wait_durable(&self.inner.db)
+        self.inner.commits.note();
+        self.inner.commits.wait(|| commit::flush(&self.inner.db))
     }
 }
 

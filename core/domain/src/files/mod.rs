@@ -17,7 +17,7 @@ pub use write::{ChecksumAlgo, PutOptions, Upload};
 use crate::CoreError;
 use crate::auth::Principal;
 use crate::clock::now_ns;
-use hearth_store::{NodeRecord, SpaceKind, SpaceRecord, Store, UserRecord, WriteTx};
+use hearth_store::{GroupSync, NodeRecord, SpaceKind, SpaceRecord, Store, UserRecord, WriteTx};
 use hearth_types::{NodeId, RelPath, ResourceId, SpaceId, StorageId};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -223,6 +223,12 @@ pub struct FileStore {
     tmp_dir: PathBuf,
     trash_dir: PathBuf,
     versions_dir: PathBuf,
+    /// The data directory, held open for `syncfs`.
+    data_fd: std::fs::File,
+    /// Shares one `syncfs` between uploads whose content must be durable before their rename.
+    data_sync: GroupSync,
+    /// Shares one `syncfs` + durable metadata commit between operations that renamed something.
+    tree_sync: GroupSync,
     /// Serialises the final step of writes to the same path (striped by path hash).
     stripes: [Mutex<()>; STRIPES],
 }
@@ -254,6 +260,8 @@ impl FileStore {
             }
         }
         let storage_id = store.storage_id()?;
+        let data_fd = std::fs::File::open(&opts.data_dir)
+            .map_err(|e| CoreError::io("opening the data directory", e))?;
         Ok(Self {
             store,
             opts,
@@ -262,7 +270,38 @@ impl FileStore {
             trash_dir,
             versions_dir,
             stripes: std::array::from_fn(|_| Mutex::new(())),
+            data_fd,
+            data_sync: GroupSync::default(),
+            tree_sync: GroupSync::default(),
         })
+    }
+
+    /// Makes the content of every file written so far durable. Concurrent callers share one
+    /// `syncfs(2)` of the data directory's file system.
+    pub(crate) fn sync_data(&self) -> Result<(), CoreError> {
+        self.data_sync.note();
+        self.data_sync.wait(|| self.syncfs())
+    }
+
+    /// Commits a metadata change and returns once it, and every rename made before it, is
+    /// durable: one `syncfs` (directory entries) plus one durable redb commit, shared by all
+    /// concurrent callers.
+    pub(crate) fn commit<T>(
+        &self,
+        f: impl FnOnce(&WriteTx) -> Result<T, CoreError>,
+    ) -> Result<T, CoreError> {
+        let out = self.store.write_lazy(f)?;
+        self.tree_sync.note();
+        self.tree_sync.wait(|| {
+            self.syncfs()?;
+            Ok::<(), CoreError>(self.store.flush()?)
+        })?;
+        Ok(out)
+    }
+
+    fn syncfs(&self) -> Result<(), CoreError> {
+        rustix::fs::syncfs(&self.data_fd)
+            .map_err(|e| CoreError::io("syncing the data directory", std::io::Error::from(e)))
     }
 
     /// The storage provider id.

@@ -1,6 +1,7 @@
 //! Namespace operations: create folder, delete (to the trash), move and copy. A replaced
 //! destination is swapped out atomically (Linux `renameat2(RENAME_EXCHANGE)`) and then moved to the
 //! trash, so a crash at any point leaves either the old or the new destination under its name.
+//! Renames and their metadata become durable together in [`FileStore::commit`].
 
 use super::tree::{Located, new_etag, probe, propagate, record_from_disk, remove_subtree, to_i64};
 use super::{FileStore, MoveOutcome, ResourceInfo};
@@ -9,13 +10,6 @@ use crate::clock::now_secs;
 use hearth_store::{NodeKind, SpaceRecord, TrashRecord, WriteTx};
 use hearth_types::{Name, NodeId, RelPath};
 use std::path::{Path, PathBuf};
-
-/// fsyncs a folder, so a rename into it is durable.
-pub(crate) fn fsync_dir(dir: &Path) -> Result<(), CoreError> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| CoreError::io("syncing a folder", e))
-}
 
 /// Atomically swaps two paths.
 fn exchange(a: &Path, b: &Path) -> Result<(), CoreError> {
@@ -71,12 +65,11 @@ impl FileStore {
             }
             Err(e) => return Err(CoreError::io("creating a folder", e)),
         }
-        fsync_dir(&parent.disk)?;
         let meta =
             std::fs::symlink_metadata(&disk).map_err(|e| CoreError::io("creating a folder", e))?;
         let id = NodeId::random();
         let rec = record_from_disk(space.id, parent.id, name.as_str(), NodeKind::Dir, &meta);
-        self.store.write(|tx| -> Result<(), CoreError> {
+        self.commit(|tx| -> Result<(), CoreError> {
             tx.put_node(id, &rec)?;
             tx.put_child(parent.id, name.as_str(), id)?;
             propagate(tx, parent.id, 0)?;
@@ -93,7 +86,7 @@ impl FileStore {
         }
         let loc = self.locate(space, path)?;
         let key = self.stash_in_trash(space, &loc.disk)?;
-        self.store.write(|tx| -> Result<(), CoreError> {
+        self.commit(|tx| -> Result<(), CoreError> {
             let parent = loc
                 .rec
                 .parent
@@ -161,7 +154,6 @@ impl FileStore {
                 "{to} exists and Overwrite is F"
             )));
         }
-        let src_parent_disk = src.disk.parent().map(Path::to_path_buf).unwrap_or_default();
         let trashed = match &old {
             Some(o) => {
                 exchange(&src.disk, &o.disk)?;
@@ -173,9 +165,7 @@ impl FileStore {
                 None
             }
         };
-        fsync_dir(&src_parent_disk)?;
-        fsync_dir(&dparent.disk)?;
-        self.store.write(|tx| -> Result<(), CoreError> {
+        self.commit(|tx| -> Result<(), CoreError> {
             let sparent = src
                 .rec
                 .parent
@@ -221,6 +211,8 @@ impl FileStore {
             let _ = std::fs::remove_dir_all(&tmp).or_else(|_| std::fs::remove_file(&tmp));
             return Err(e);
         }
+        // The copy's content is durable before it takes the destination name.
+        self.sync_data()?;
         let _guard = self.stripe(&target);
         let old = self.try_locate(space, to)?;
         if old.is_some() && !overwrite {
@@ -239,8 +231,7 @@ impl FileStore {
                 None
             }
         };
-        fsync_dir(&dparent.disk)?;
-        self.store.write(|tx| -> Result<(), CoreError> {
+        self.commit(|tx| -> Result<(), CoreError> {
             let mut old_size = 0;
             if let (Some(o), Some(key)) = (&old, &trashed) {
                 tx.remove_child(dparent.id, dname.as_str())?;
@@ -278,8 +269,6 @@ fn copy_tree(src: &Path, dst: &Path, recursive: bool) -> Result<(), CoreError> {
                     f.set_modified(t)
                         .map_err(|e| CoreError::io("copying a file", e))?;
                 }
-                f.sync_all()
-                    .map_err(|e| CoreError::io("copying a file", e))?;
             }
             NodeKind::Dir => {
                 std::fs::create_dir(&d).map_err(|e| CoreError::io("copying a folder", e))?;

@@ -2,7 +2,6 @@
 //! fsynced and renamed over the real name in one step, so a reader (or a crash) only ever sees the
 //! old content or the new content whole. The replaced content is kept as a version (hard link).
 
-use super::ops::fsync_dir;
 use super::tree::{Located, new_etag, propagate, record_from_disk, to_i64};
 use super::{FileStore, ResourceInfo};
 use crate::CoreError;
@@ -189,9 +188,8 @@ impl FileStore {
                 .set_modified(t)
                 .map_err(|e| CoreError::io("setting the modification time", e))?;
         }
-        up.file
-            .sync_all()
-            .map_err(|e| CoreError::io("syncing an upload", e))?;
+        // The content is durable before it takes the real name (one shared syncfs per batch).
+        self.sync_data()?;
 
         let (parent, name) = self.locate_parent(&space, path)?;
         let target = parent.disk.join(name.as_str());
@@ -220,13 +218,12 @@ impl FileStore {
         };
         std::fs::rename(&up.path, &target)
             .map_err(|e| CoreError::io("putting an upload in place", e))?;
-        fsync_dir(&parent.disk)?;
         let meta = std::fs::symlink_metadata(&target)
             .map_err(|e| CoreError::io("reading an upload", e))?;
         let disk_mtime = meta.modified().map(system_ns).unwrap_or_else(|_| now_ns());
 
         let new_len = up.len;
-        let result = self.store.write(|tx| -> Result<_, CoreError> {
+        let result = self.commit(|tx| -> Result<_, CoreError> {
             // Re-read inside the transaction: the record is the truth for the id.
             let fresh =
                 || record_from_disk(space.id, parent.id, name.as_str(), NodeKind::File, &meta);

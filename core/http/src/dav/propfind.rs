@@ -2,8 +2,8 @@
 //! `oc:` properties the sync clients read, and dead properties. The multistatus body is rendered on
 //! a blocking thread and streamed in chunks, so a 10,000-entry listing is never held whole twice.
 
-use super::read::mtime;
 use super::Target;
+use super::read::mtime;
 use crate::util::{bad, header};
 use crate::{ApiError, AppState};
 use axum::body::Body;
