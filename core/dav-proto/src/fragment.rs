@@ -6,6 +6,15 @@ use crate::xml::{Element, Node, is_xml_char};
 /// Appends `s` escaped for element content. `\r` becomes `&#13;` so it survives end-of-line
 /// normalisation; characters XML cannot carry are replaced by U+FFFD.
 pub(crate) fn escape_text_into(out: &mut String, s: &str) {
+    // Fast path: most names and values need no escaping at all. Bytes that may need work are
+    // the markup characters, C0 controls, and 0xEF (the lead byte of U+FFFE/U+FFFF).
+    let plain = s.bytes().all(|b| {
+        !matches!(b, b'&' | b'<' | b'>' | b'\r' | 0xEF) && (b >= 0x20 || b == b'\t' || b == b'\n')
+    });
+    if plain {
+        out.push_str(s);
+        return;
+    }
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),

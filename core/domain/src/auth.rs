@@ -75,7 +75,14 @@ pub struct Authenticator {
     cache: Mutex<HashMap<String, Cached>>,
     by_user: Mutex<HashMap<String, Failures>>,
     by_addr: Mutex<HashMap<IpAddr, Failures>>,
+    /// Argon2 runs in progress; each holds ~19 MiB, so they are bounded (16 clients connecting
+    /// at once would otherwise need ~300 MiB for a moment).
+    hashing: Mutex<usize>,
+    hashing_done: std::sync::Condvar,
 }
+
+/// Argon2 verifications allowed at once.
+const MAX_HASHING: usize = 2;
 
 impl Authenticator {
     pub(crate) fn new(accounts: Arc<Accounts>, cfg: ThrottleConfig) -> Self {
@@ -86,6 +93,8 @@ impl Authenticator {
             cache: Mutex::default(),
             by_user: Mutex::default(),
             by_addr: Mutex::default(),
+            hashing: Mutex::new(0),
+            hashing_done: std::sync::Condvar::new(),
         }
     }
 
@@ -130,12 +139,19 @@ impl Authenticator {
         let generation = self.accounts.generation();
         let user = self.accounts.get(username)?;
         self.check_blocked(username, addr, now)?;
-        let ok = match &user {
-            Some(u) => verify_password(&u.password_hash, password),
-            None => {
-                // Spend the same time as a real check, so timing does not reveal which names exist.
-                verify_password(DUMMY_HASH, password);
-                false
+        let ok = {
+            let _permit = self.hashing_permit();
+            // A client opening many connections at once: the first check fills the cache.
+            if let Some(p) = self.cached(username, password) {
+                return Ok(p);
+            }
+            match &user {
+                Some(u) => verify_password(&u.password_hash, password),
+                None => {
+                    // Spend the same time as a real check, so timing does not reveal which names exist.
+                    verify_password(DUMMY_HASH, password);
+                    false
+                }
             }
         };
         match (ok, user) {
@@ -161,6 +177,19 @@ impl Authenticator {
                 Err(CoreError::Unauthenticated)
             }
         }
+    }
+
+    /// Waits for one of the [`MAX_HASHING`] argon2 slots.
+    fn hashing_permit(&self) -> HashingPermit<'_> {
+        let mut n = self.hashing.lock().unwrap_or_else(PoisonError::into_inner);
+        while *n >= MAX_HASHING {
+            n = self
+                .hashing_done
+                .wait(n)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        *n += 1;
+        HashingPermit(self)
     }
 
     /// Looks up a user by name without credentials (for a later token-based login).
@@ -237,6 +266,21 @@ impl Authenticator {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(username);
+    }
+}
+
+/// An argon2 slot, released on drop.
+struct HashingPermit<'a>(&'a Authenticator);
+
+impl Drop for HashingPermit<'_> {
+    fn drop(&mut self) {
+        let mut n = self
+            .0
+            .hashing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *n = n.saturating_sub(1);
+        self.0.hashing_done.notify_one();
     }
 }
 

@@ -19,6 +19,9 @@ use redb::{Builder, ConcurrencyMode, Database, Durability, ReadableDatabase};
 use std::path::Path;
 use std::sync::Arc;
 
+/// Memory redb may use to cache pages.
+const CACHE_BYTES: usize = 32 << 20;
+
 /// An open metadata database. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -39,6 +42,8 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = Builder::new()
             .set_concurrency_mode(ConcurrencyMode::ExclusiveWriter)
+            // redb's default cache may grow to 1 GiB; Hearth lives on a desktop.
+            .set_cache_size(CACHE_BYTES)
             .create(path)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_path_buf()),

@@ -185,6 +185,29 @@ macro_rules! read_methods {
                     .map(|b| decode("nodes", &b))
                     .transpose()
             }
+            /// Many nodes at once (one table open), in the order given.
+            pub fn nodes(&self, ids: &[NodeId]) -> R<Vec<Option<NodeRecord>>> {
+                let t = self.open(NODES)?;
+                ids.iter()
+                    .map(|n| {
+                        read::bytes(&t, id(n))?
+                            .map(|b| decode("nodes", &b))
+                            .transpose()
+                    })
+                    .collect()
+            }
+            /// Whether `user` marked each of `ids` as a favourite.
+            pub fn favorites_among(&self, user: UserId, ids: &[NodeId]) -> R<Vec<bool>> {
+                let t = self.open(FAVORITES)?;
+                ids.iter()
+                    .map(|n| Ok(t.get((user.0.as_u128(), id(n)))?.is_some()))
+                    .collect()
+            }
+            /// The dead properties of many nodes at once, in the order given.
+            pub fn props_many(&self, ids: &[NodeId]) -> R<Vec<Vec<(String, String)>>> {
+                let t = self.open(PROPS)?;
+                ids.iter().map(|n| read::props(&t, id(n))).collect()
+            }
             /// The child of `parent` called `name`.
             pub fn child(&self, parent: NodeId, name: &str) -> R<Option<NodeId>> {
                 Ok(self

@@ -12,11 +12,7 @@ impl FileStore {
         &self,
         ids: &[hearth_types::NodeId],
     ) -> Result<Vec<Vec<(String, String)>>, CoreError> {
-        Ok(self.store.read(|tx| {
-            ids.iter()
-                .map(|id| tx.props(*id))
-                .collect::<Result<Vec<_>, _>>()
-        })?)
+        Ok(self.store.read(|tx| tx.props_many(ids))?)
     }
 
     pub(crate) fn properties_impl(

@@ -281,12 +281,20 @@ impl FileStore {
                 if links.len() != on_disk.len() {
                     return Ok(None);
                 }
+                if links
+                    .iter()
+                    .zip(on_disk.iter())
+                    .any(|((name, _), (dname, _))| name != dname)
+                {
+                    return Ok(None);
+                }
+                let ids: Vec<NodeId> = links.iter().map(|(_, id)| *id).collect();
+                let recs = tx.nodes(&ids)?;
                 let mut out = Vec::with_capacity(links.len());
-                for ((name, id), (dname, (k, m))) in links.into_iter().zip(on_disk.iter()) {
-                    if &name != dname {
-                        return Ok(None);
-                    }
-                    match tx.node(id)? {
+                for (((name, id), (_, (k, m))), rec) in
+                    links.into_iter().zip(on_disk.iter()).zip(recs)
+                {
+                    match rec {
                         Some(rec) if matches(&rec, *k, m) => out.push((name, id, rec)),
                         _ => return Ok(None),
                     }
@@ -350,11 +358,7 @@ impl FileStore {
         user: UserId,
         ids: &[NodeId],
     ) -> Result<Vec<bool>, CoreError> {
-        Ok(self.store.read(|tx| {
-            ids.iter()
-                .map(|id| tx.is_favorite(user, *id))
-                .collect::<Result<Vec<_>, _>>()
-        })?)
+        Ok(self.store.read(|tx| tx.favorites_among(user, ids))?)
     }
 
     /// The path of a node from its space root.

@@ -56,11 +56,14 @@ pub struct PutOptions {
 /// An upload in progress: a temporary file plus running hashes.
 pub struct Upload {
     path: PathBuf,
-    file: File,
+    /// Buffered: network chunks are small, write(2) calls should not be.
+    file: std::io::BufWriter<File>,
     sha1: sha1::Sha1,
     md5: Option<md5::Md5>,
     adler: adler2::Adler32,
     len: u64,
+    /// Renamed into place: nothing to clean up.
+    placed: bool,
 }
 
 impl Upload {
@@ -92,7 +95,9 @@ impl Upload {
 impl Drop for Upload {
     fn drop(&mut self) {
         // Unless it was renamed into place, the temporary file goes.
-        let _ = std::fs::remove_file(&self.path);
+        if !self.placed {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -111,11 +116,12 @@ impl FileStore {
             .map_err(|e| CoreError::io("creating an upload file", e))?;
         Ok(Upload {
             path,
-            file,
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
             sha1: sha1::Sha1::new(),
             md5: want_md5.then(md5::Md5::new),
             adler: adler2::Adler32::new(),
             len: 0,
+            placed: false,
         })
     }
 
@@ -178,6 +184,10 @@ impl FileStore {
                 ));
             }
         }
+        // Everything buffered reaches the file before its times are set.
+        up.file
+            .flush()
+            .map_err(|e| CoreError::io("writing an upload", e))?;
         if let Some(secs) = opts.mtime_secs {
             let t = if secs >= 0 {
                 SystemTime::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
@@ -185,6 +195,7 @@ impl FileStore {
                 SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
             };
             up.file
+                .get_ref()
                 .set_modified(t)
                 .map_err(|e| CoreError::io("setting the modification time", e))?;
         }
@@ -218,7 +229,12 @@ impl FileStore {
         };
         std::fs::rename(&up.path, &target)
             .map_err(|e| CoreError::io("putting an upload in place", e))?;
-        let meta = std::fs::symlink_metadata(&target)
+        up.placed = true;
+        // fstat of the open file: the inode now under the real name, without a path lookup.
+        let meta = up
+            .file
+            .get_ref()
+            .metadata()
             .map_err(|e| CoreError::io("reading an upload", e))?;
         let disk_mtime = meta.modified().map(system_ns).unwrap_or_else(|_| now_ns());
 

@@ -43,6 +43,9 @@ pub(crate) fn file_headers(headers: &mut HeaderMap, info: &ResourceInfo) {
     }
 }
 
+/// Files up to this size are read whole on the blocking hop that opens them.
+const SMALL_FILE: u64 = 64 * 1024;
+
 fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -100,8 +103,18 @@ pub(crate) async fn get(
     req: Request,
     with_body: bool,
 ) -> Result<Response, ApiError> {
-    let (info, file) = on_target(state, who, t, |c, w, space, path| {
-        c.files.open_read(w, space, path)
+    let (info, file, small) = on_target(state, who, t, move |c, w, space, path| {
+        let (info, file) = c.files.open_read(w, space, path)?;
+        // Small files are read on the same blocking hop: one thread switch per GET.
+        match file {
+            Some(mut f) if with_body && info.size <= SMALL_FILE => {
+                let mut buf = Vec::with_capacity(usize::try_from(info.size).unwrap_or(0));
+                std::io::Read::read_to_end(&mut f, &mut buf)
+                    .map_err(|e| CoreError::io("reading a file", e))?;
+                Ok((info, Some(f), Some(bytes::Bytes::from(buf))))
+            }
+            other => Ok((info, other, None)),
+        }
     })
     .await?;
     let Some(file) = file else {
@@ -159,7 +172,14 @@ pub(crate) async fn get(
         Some((s, e)) => (s, e - s + 1, StatusCode::PARTIAL_CONTENT),
         None => (0, info.size, StatusCode::OK),
     };
-    let body = if with_body {
+    let body = if let Some(content) = small {
+        // The file may have changed size since the stat: serve what was read, within the range.
+        let end = usize::try_from(start + len)
+            .unwrap_or(usize::MAX)
+            .min(content.len());
+        let begin = usize::try_from(start).unwrap_or(usize::MAX).min(end);
+        Body::from(content.slice(begin..end))
+    } else if with_body {
         let mut f = tokio::fs::File::from_std(file);
         if start > 0 {
             f.seek(SeekFrom::Start(start))
