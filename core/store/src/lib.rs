@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// Memory redb may use to cache pages.
-const CACHE_BYTES: usize = 32 << 20;
+const CACHE_BYTES: usize = 16 << 20;
 
 /// An open metadata database. Cheap to clone.
 #[derive(Clone)]
