@@ -4,6 +4,7 @@
 mod dav;
 mod metrics;
 mod procstat;
+mod protocols;
 mod reference;
 mod servers;
 mod workloads;
@@ -34,7 +35,8 @@ struct Args {
     /// Servers to run, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "hearth,nginx,apache")]
     servers: Vec<String>,
-    /// Run only these workloads (startup, small, propfind, large, mix), comma separated.
+    /// Run only these workloads (startup, small, propfind, large, mix, tus, chunked, sync), comma
+    /// separated; tus, chunked and sync run on hearth only.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Also write the results as JSON to this file.
@@ -212,13 +214,20 @@ async fn run(args: Args) -> Result<bool> {
 
     let mut results = Results::default();
     let mut warnings = Vec::new();
-    let measured = workloads.iter().any(|w| *w != Workload::Startup);
+    // Whether `kind` needs a long-lived instance: startup and sync use fresh ones, and the
+    // hearth-only workloads need none from nginx or Apache.
+    let needs_main = |kind: Kind| {
+        workloads.iter().any(|&w| {
+            !matches!(w, Workload::Startup | Workload::Sync)
+                && (!w.hearth_only() || kind == Kind::Hearth)
+        })
+    };
 
     // Long-lived instances for the request workloads: one client (keep-alive pool) each.
     let mut main: Vec<Running> = Vec::new();
     let mut peaks: Vec<u64> = Vec::new();
-    if measured {
-        for &k in &kinds {
+    for &k in &kinds {
+        if needs_main(k) {
             let r = servers::start(
                 k,
                 &bins,
@@ -238,33 +247,47 @@ async fn run(args: Args) -> Result<bool> {
 
     for round in 1..=rounds {
         for &w in &workloads {
-            for (i, &k) in kinds.iter().enumerate() {
+            for &k in &kinds {
                 let tag = format!("r{round}");
                 let label = format!("[round {round}/{rounds}] {:<8} {:<6}", w.name(), k.name());
+                if w.hearth_only() && k != Kind::Hearth {
+                    println!("{label} n/a (hearth-only protocol)");
+                    continue;
+                }
                 let outcome: Result<Vec<(Metric, f64)>> = match w {
                     Workload::Startup => {
                         let dir = root.join(format!("{}-startup-{round}", k.name()));
                         startup(k, &bins, &dir, &password, &mut warnings).await
                     }
+                    Workload::Sync => {
+                        let Some(cmd) = protocols::owncloudcmd() else {
+                            let msg = "sync skipped: owncloudcmd is not on PATH (Debian package owncloud-client-cmd)";
+                            println!("{label} {msg}");
+                            if !warnings.iter().any(|w| w == msg) {
+                                warnings.push(msg.to_owned());
+                            }
+                            continue;
+                        };
+                        let dir = root.join(format!("{}-sync-{round}", k.name()));
+                        sync(&bins, &dir, &password, &scale, &cmd, &mut warnings).await
+                    }
                     _ => {
-                        let Some(server) = main.get(i) else {
+                        let Some(server) = main.iter().find(|r| r.kind == k) else {
                             bail!("no running instance of {k}")
                         };
                         let sampler = procstat::PeakSampler::start(server.pid());
+                        let dav = &server.dav;
                         let out = match w {
-                            Workload::Small => {
-                                workloads::small_files(&server.dav, &scale, &tag).await
-                            }
-                            Workload::Propfind => {
-                                workloads::propfind(&server.dav, &scale, &tag).await
-                            }
-                            Workload::Large => {
-                                workloads::large_file(&server.dav, &scale, &tag).await
-                            }
-                            _ => workloads::namespace_mix(&server.dav, &scale, &tag).await,
+                            Workload::Small => workloads::small_files(dav, &scale, &tag).await,
+                            Workload::Propfind => workloads::propfind(dav, &scale, &tag).await,
+                            Workload::Large => workloads::large_file(dav, &scale, &tag).await,
+                            Workload::Tus => protocols::tus(dav, &scale, &tag).await,
+                            Workload::Chunked => protocols::chunked(dav, &scale, &tag).await,
+                            _ => workloads::namespace_mix(dav, &scale, &tag).await,
                         };
                         let peak = sampler.finish().await;
-                        if let Some(p) = peaks.get_mut(i) {
+                        let slot = main.iter().position(|r| r.kind == k);
+                        if let Some(p) = slot.and_then(|i| peaks.get_mut(i)) {
                             *p = (*p).max(peak);
                         }
                         out
@@ -321,6 +344,10 @@ async fn run(args: Args) -> Result<bool> {
             "large_bytes": scale.large_bytes,
             "mix_rounds": scale.mix_rounds,
             "concurrency": scale.concurrency,
+            "upload_chunk_bytes": scale.upload_chunk,
+            "sync_files": scale.sync_files,
+            "sync_folders": scale.sync_folders,
+            "sync_baseline_concurrency": scale.sync_concurrency,
             "hearth_binary": bins.hearth,
             "cpus": cpus,
             "load_average_before": load_before,
@@ -368,4 +395,27 @@ async fn startup(
         (Metric::Startup, ready_ms),
         (Metric::IdleRss, mib(idle.rss_kib)),
     ])
+}
+
+/// Sync workload: a fresh hearth instance (owncloudcmd syncs the whole account), the sync and its
+/// plain-PUT baseline, then a clean stop.
+async fn sync(
+    bins: &Binaries,
+    dir: &Path,
+    password: &str,
+    scale: &Scale,
+    cmd: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<(Metric, f64)>> {
+    let server = servers::start(Kind::Hearth, bins, &dir.join("server"), password).await?;
+    let client = dir.join("client");
+    servers::mkdirs(&client)?;
+    let out = protocols::sync(&server.dav, scale, password, cmd, &client).await;
+    if let Some(w) = server.stop().await {
+        warnings.push(w);
+    }
+    if out.is_ok() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    out
 }

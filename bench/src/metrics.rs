@@ -19,13 +19,23 @@ pub enum Metric {
     BigPut,
     BigGet,
     Mix,
+    /// TUS 1.0.0 upload of the large file (hearth only).
+    TusPut,
+    /// Chunking-NG upload of the large file (hearth only).
+    ChunkedPut,
+    /// hearth's plain streaming PUT of the same size, measured next to TUS and chunking.
+    PlainPut,
+    /// A full `owncloudcmd` sync of a small-file tree (hearth only).
+    Sync,
+    /// hearth's plain MKCOL + PUT of the same tree, measured next to the sync.
+    SyncPlain,
     Startup,
     IdleRss,
     PeakRss,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 12] = [
+    pub const ALL: [Metric; 17] = [
         Metric::PutC1,
         Metric::PutC16,
         Metric::GetC1,
@@ -35,6 +45,11 @@ impl Metric {
         Metric::BigPut,
         Metric::BigGet,
         Metric::Mix,
+        Metric::TusPut,
+        Metric::ChunkedPut,
+        Metric::PlainPut,
+        Metric::Sync,
+        Metric::SyncPlain,
         Metric::Startup,
         Metric::IdleRss,
         Metric::PeakRss,
@@ -52,6 +67,11 @@ impl Metric {
             Metric::BigPut => "large_put",
             Metric::BigGet => "large_get",
             Metric::Mix => "mkcol_move_delete_mix_c16",
+            Metric::TusPut => "tus_upload",
+            Metric::ChunkedPut => "chunked_upload",
+            Metric::PlainPut => "plain_put_baseline",
+            Metric::Sync => "owncloudcmd_sync",
+            Metric::SyncPlain => "sync_plain_put_baseline",
             Metric::Startup => "startup_to_ready",
             Metric::IdleRss => "idle_rss",
             Metric::PeakRss => "peak_rss",
@@ -72,6 +92,14 @@ impl Metric {
             Metric::BigPut => format!("PUT {} MiB stream", s.large_bytes >> 20),
             Metric::BigGet => format!("GET {} MiB stream", s.large_bytes >> 20),
             Metric::Mix => format!("MKCOL/PUT/MOVE/DEL x{}, c{c}", s.mix_rounds),
+            Metric::TusPut => format!("TUS upload {} MiB", s.large_bytes >> 20),
+            Metric::ChunkedPut => format!("chunking NG {} MiB", s.large_bytes >> 20),
+            Metric::PlainPut => format!("PUT {} MiB (baseline)", s.large_bytes >> 20),
+            Metric::Sync => format!("owncloudcmd sync {} files", s.sync_files),
+            Metric::SyncPlain => format!(
+                "MKCOL+PUT {} files, c{} (base)",
+                s.sync_files, s.sync_concurrency
+            ),
             Metric::Startup => "start-up to ready".to_owned(),
             Metric::IdleRss => "idle RSS (start + 1 s)".to_owned(),
             Metric::PeakRss => "peak RSS during run".to_owned(),
@@ -84,6 +112,8 @@ impl Metric {
             Metric::PropfindD0 | Metric::Mix => "ops/s",
             Metric::PropfindD1 | Metric::Startup => "ms",
             Metric::BigPut | Metric::BigGet => "MB/s",
+            Metric::TusPut | Metric::ChunkedPut | Metric::PlainPut => "MB/s",
+            Metric::Sync | Metric::SyncPlain => "s",
             Metric::IdleRss | Metric::PeakRss => "MiB",
         }
     }
@@ -91,8 +121,35 @@ impl Metric {
     pub fn higher_is_better(self) -> bool {
         !matches!(
             self,
-            Metric::PropfindD1 | Metric::Startup | Metric::IdleRss | Metric::PeakRss
+            Metric::PropfindD1
+                | Metric::Startup
+                | Metric::IdleRss
+                | Metric::PeakRss
+                | Metric::Sync
+                | Metric::SyncPlain
         )
+    }
+
+    /// Measured on hearth only: nginx and Apache do not speak TUS, chunking NG or OCS.
+    pub fn hearth_only(self) -> bool {
+        matches!(
+            self,
+            Metric::TusPut
+                | Metric::ChunkedPut
+                | Metric::PlainPut
+                | Metric::Sync
+                | Metric::SyncPlain
+        )
+    }
+
+    /// For a hearth-only protocol: hearth's plain-PUT figure for the same data, which the ratio
+    /// column compares against (instead of the best reference server).
+    pub fn baseline(self) -> Option<Metric> {
+        match self {
+            Metric::TusPut | Metric::ChunkedPut => Some(Metric::PlainPut),
+            Metric::Sync => Some(Metric::SyncPlain),
+            _ => None,
+        }
     }
 
     /// The target from the issue, if this metric has one.
@@ -150,15 +207,21 @@ pub enum Workload {
     Propfind,
     Large,
     Mix,
+    Tus,
+    Chunked,
+    Sync,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 8] = [
         Workload::Startup,
         Workload::Small,
         Workload::Propfind,
         Workload::Large,
         Workload::Mix,
+        Workload::Tus,
+        Workload::Chunked,
+        Workload::Sync,
     ];
 
     pub fn name(self) -> &'static str {
@@ -168,7 +231,15 @@ impl Workload {
             Workload::Propfind => "propfind",
             Workload::Large => "large",
             Workload::Mix => "mix",
+            Workload::Tus => "tus",
+            Workload::Chunked => "chunked",
+            Workload::Sync => "sync",
         }
+    }
+
+    /// Runs on hearth only (nginx and Apache are shown as n/a).
+    pub fn hearth_only(self) -> bool {
+        matches!(self, Workload::Tus | Workload::Chunked | Workload::Sync)
     }
 
     pub fn parse(s: &str) -> anyhow::Result<Self> {
@@ -178,7 +249,7 @@ impl Workload {
             .find(|w| w.name() == s)
             .ok_or_else(|| {
                 anyhow::anyhow!(
-                    "unknown workload {s:?} (expected startup, small, propfind, large or mix)"
+                    "unknown workload {s:?} (expected startup, small, propfind, large, mix, tus, chunked or sync)"
                 )
             })
     }
@@ -190,6 +261,10 @@ impl Workload {
             Workload::Propfind => &[Metric::PropfindD0, Metric::PropfindD1],
             Workload::Large => &[Metric::BigPut, Metric::BigGet],
             Workload::Mix => &[Metric::Mix],
+            // The plain-PUT baselines are left out: the other workload's samples stay valid.
+            Workload::Tus => &[Metric::TusPut],
+            Workload::Chunked => &[Metric::ChunkedPut],
+            Workload::Sync => &[Metric::Sync, Metric::SyncPlain],
         }
     }
 }
@@ -255,12 +330,17 @@ impl Results {
         }
     }
 
-    /// Ratio hearth / best reference and the target verdict.
+    /// Ratio hearth / best reference (for hearth-only protocols: hearth / hearth's plain-PUT
+    /// baseline) and the target verdict.
     fn assess(&self, metric: Metric, servers: &[Kind]) -> (Option<f64>, Option<bool>) {
         let Some(h) = self.median_of(metric, Kind::Hearth) else {
             return (None, None);
         };
-        let ratio = self.best_reference(metric, servers).map(|(_, b)| h / b);
+        let ratio = match metric.baseline() {
+            Some(b) => self.median_of(b, Kind::Hearth).map(|base| h / base),
+            None if metric.hearth_only() => None,
+            None => self.best_reference(metric, servers).map(|(_, b)| h / b),
+        };
         let verdict = metric.target().and_then(|t| {
             t.check(h, |k| {
                 if servers.contains(&k) {
@@ -274,11 +354,15 @@ impl Results {
     }
 
     fn cell(&self, metric: Metric, kind: Kind) -> String {
+        if metric.hearth_only() && kind != Kind::Hearth {
+            return "n/a".to_owned();
+        }
         if self.failures.contains_key(&(metric, kind)) {
             return "FAILED".to_owned();
         }
         match self.median_of(metric, kind) {
             Some(v) if metric.unit() == "ops/s" || metric.unit() == "MB/s" => format!("{v:.0}"),
+            Some(v) if metric.unit() == "s" => format!("{v:.2}"),
             Some(v) => format!("{v:.1}"),
             None => "-".to_owned(),
         }
@@ -315,7 +399,12 @@ impl Results {
                 let _ = write!(out, " {:>9}", self.cell(metric, k));
             }
             let (ratio, verdict) = self.assess(metric, servers);
-            let ratio = ratio.map_or("-".to_owned(), |r| format!("{r:.2}x"));
+            let suffix = if metric.baseline().is_some() {
+                " PUT"
+            } else {
+                ""
+            };
+            let ratio = ratio.map_or("-".to_owned(), |r| format!("{r:.2}x{suffix}"));
             let target = metric
                 .target()
                 .map_or(String::new(), |t| t.text(metric.unit()));
@@ -333,6 +422,18 @@ impl Results {
              Rows marked `higher`: >1 means hearth is faster. Rows marked `lower`: >1 means hearth is worse.\n\
              RSS of nginx/Apache is summed over the master and worker processes.\n",
         );
+        let hearth_only = Metric::ALL.iter().any(|&m| {
+            m.hearth_only()
+                && (self.samples.contains_key(&(m, Kind::Hearth))
+                    || self.failures.contains_key(&(m, Kind::Hearth)))
+        });
+        if hearth_only {
+            out.push_str(
+                "TUS, chunking NG and owncloudcmd sync are hearth-only protocols (nginx/Apache: n/a).\n\
+                 Their ratio `x PUT` is NOT against nginx/Apache: it is hearth's figure / hearth's own\n\
+                 plain PUT of the same data (the `(baseline)`/`(base)` rows, measured in the same workload).\n",
+            );
+        }
         out
     }
 
@@ -356,14 +457,18 @@ impl Results {
                 continue;
             }
             let (ratio, verdict) = self.assess(metric, servers);
+            let baseline = metric.baseline();
             metrics.push(json!({
                 "key": metric.key(),
                 "label": metric.label(scale),
                 "unit": metric.unit(),
                 "higher_is_better": metric.higher_is_better(),
                 "values": values,
-                "hearth_over_best_reference": ratio,
+                "hearth_only": metric.hearth_only(),
+                "hearth_over_best_reference": if baseline.is_none() { ratio } else { None },
                 "best_reference": self.best_reference(metric, servers).map(|(k, _)| k.name()),
+                "baseline": baseline.map(Metric::key),
+                "hearth_over_baseline": if baseline.is_some() { ratio } else { None },
                 "target": metric.target().map(|t| t.text(metric.unit())),
                 "target_met": verdict,
             }));

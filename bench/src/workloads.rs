@@ -24,6 +24,13 @@ pub struct Scale {
     pub large_bytes: u64,
     pub mix_rounds: usize,
     pub concurrency: usize,
+    /// Chunk size of the TUS and chunking-NG uploads (10 MB, as the desktop client).
+    pub upload_chunk: usize,
+    /// Files in the `owncloudcmd` sync tree, spread over `sync_folders` folders.
+    pub sync_files: usize,
+    pub sync_folders: usize,
+    /// Concurrency of the plain MKCOL + PUT baseline of the sync (the desktop client's 6 jobs).
+    pub sync_concurrency: usize,
 }
 
 impl Scale {
@@ -38,6 +45,10 @@ impl Scale {
             large_bytes: 1 << 30,
             mix_rounds: 500,
             concurrency: 16,
+            upload_chunk: 10_000_000,
+            sync_files: 1_000,
+            sync_folders: 10,
+            sync_concurrency: 6,
         };
         if quick {
             Self {
@@ -46,6 +57,7 @@ impl Scale {
                 folder_entries: 1_000,
                 large_bytes: 64 << 20,
                 mix_rounds: 50,
+                sync_files: 100,
                 ..full
             }
         } else {
@@ -55,7 +67,11 @@ impl Scale {
 }
 
 /// Runs `op(0..count)` on `concurrency` tasks; stops at the first error. Returns the wall time.
-async fn run_concurrent<F, Fut>(count: usize, concurrency: usize, op: F) -> Result<Duration>
+pub(crate) async fn run_concurrent<F, Fut>(
+    count: usize,
+    concurrency: usize,
+    op: F,
+) -> Result<Duration>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<()>> + Send + 'static,
@@ -100,7 +116,7 @@ fn rate(ops: usize, elapsed: Duration) -> f64 {
 }
 
 /// A body of `len` bytes whose content depends on `seed`.
-fn pattern(len: usize, seed: u8) -> Bytes {
+pub(crate) fn pattern(len: usize, seed: u8) -> Bytes {
     Bytes::from(
         (0..len)
             .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))

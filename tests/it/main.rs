@@ -8,6 +8,9 @@
 )]
 
 mod harness;
+mod history;
 mod litmus;
+mod ocs;
 mod storage;
+mod tus;
 mod webdav;

@@ -37,6 +37,13 @@ pub enum CoreError {
     /// The request is malformed (bad name, checksum mismatch, bad input).
     #[error("{0}")]
     BadRequest(String),
+    /// An uploaded chunk or file does not match the checksum the client announced, in a protocol
+    /// that reports this apart from other bad input (TUS: 460 Checksum Mismatch).
+    #[error("{0}")]
+    ChecksumMismatch(String),
+    /// A resumable upload session has expired (TUS: 410 Gone).
+    #[error("{0}")]
+    UploadExpired(String),
     /// Something broke inside; details are logged, never sent to clients.
     #[error("internal error: {0}")]
     Internal(String),

@@ -8,15 +8,17 @@ mod clock;
 pub mod error;
 pub mod files;
 pub mod locks;
+pub mod uploads;
 
 pub use accounts::Accounts;
 pub use auth::{Authenticator, Principal, ThrottleConfig};
 pub use error::CoreError;
 pub use files::{
     Checksums, FileStore, MoveOutcome, NodeKind, PutOptions, Quota, ResourceInfo, StorageOptions,
-    StorageProvider, Upload,
+    StorageProvider, TrashRecord, Upload, VersionRecord,
 };
 pub use locks::{LockRequest, Locks};
+pub use uploads::Uploads;
 
 use hearth_store::Store;
 use std::path::Path;
@@ -33,6 +35,8 @@ pub struct Core {
     pub files: Arc<FileStore>,
     /// WebDAV write locks.
     pub locks: Arc<Locks>,
+    /// Resumable (TUS) uploads.
+    pub uploads: Arc<Uploads>,
     store: Store,
 }
 
@@ -46,11 +50,13 @@ impl Core {
         let accounts = Arc::new(Accounts::new(store.clone(), files.clone()));
         let auth = Arc::new(Authenticator::new(accounts.clone(), throttle));
         let locks = Arc::new(Locks::new(store.clone()));
+        let uploads = Arc::new(Uploads::new(store.clone(), files.clone())?);
         Ok(Self {
             accounts,
             auth,
             files,
             locks,
+            uploads,
             store,
         })
     }

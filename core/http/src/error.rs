@@ -44,6 +44,12 @@ pub(crate) fn classify(e: &CoreError) -> (StatusCode, &'static str) {
             "Sabre\\DAV\\Exception\\InsufficientStorage",
         ),
         BadRequest(_) => (StatusCode::BAD_REQUEST, "Sabre\\DAV\\Exception\\BadRequest"),
+        // TUS checksum extension: 460 "Checksum Mismatch" (not an IANA status; tus.io defines it).
+        ChecksumMismatch(_) => (
+            StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
+            "Sabre\\DAV\\Exception\\BadRequest",
+        ),
+        UploadExpired(_) => (StatusCode::GONE, "Sabre\\DAV\\Exception\\NotFound"),
         Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Sabre\\DAV\\Exception"),
     }
 }
@@ -110,6 +116,8 @@ mod tests {
             (CoreError::Locked("x".into()), 423),
             (CoreError::QuotaExceeded("x".into()), 507),
             (CoreError::BadRequest("x".into()), 400),
+            (CoreError::ChecksumMismatch("x".into()), 460),
+            (CoreError::UploadExpired("x".into()), 410),
             (CoreError::Internal("secret detail".into()), 500),
         ];
         for (e, code) in cases {

@@ -1,11 +1,14 @@
 //! Hearth's HTTP surface: one axum router for every protocol clients speak on the public port.
 //! Each protocol module is a thin adapter over `hearth-domain`; errors are mapped to the wire in
-//! `error.rs` only.
+//! one place per format: `error.rs` (WebDAV) and `ocs/response.rs` (OCS).
 #![deny(clippy::indexing_slicing)]
 
 mod auth;
 mod dav;
 mod error;
+mod ocs;
+mod status;
+mod tus;
 mod util;
 
 pub use error::ApiError;
@@ -39,6 +42,9 @@ pub fn router(core: Core, opts: HttpOptions) -> Router {
         opts: Arc::new(opts),
     };
     Router::new()
+        .merge(status::routes())
+        .merge(ocs::routes())
+        .route("/data/{token}", axum::routing::any(tus::data))
         .fallback(dav::dispatch)
         .layer(axum::middleware::from_fn(util::request_id))
         .with_state(state)

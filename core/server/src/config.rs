@@ -28,6 +28,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Background jobs.
     pub jobs: JobsConfig,
+    /// Resumable (TUS) uploads.
+    pub uploads: UploadsConfig,
 }
 
 /// Storage settings.
@@ -64,6 +66,22 @@ pub struct AuthConfig {
     pub block_secs: u64,
 }
 
+/// Resumable (TUS) uploads.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadsConfig {
+    /// Seconds an unfinished upload is kept (oCIS' `STORAGE_USERS_UPLOAD_EXPIRATION`: a day).
+    pub expiry_secs: u64,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        Self {
+            expiry_secs: 86_400,
+        }
+    }
+}
+
 /// Background jobs.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -86,6 +104,7 @@ impl Default for Config {
             webdav: WebdavConfig::default(),
             auth: AuthConfig::default(),
             jobs: JobsConfig::default(),
+            uploads: UploadsConfig::default(),
         }
     }
 }

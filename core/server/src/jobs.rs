@@ -1,5 +1,5 @@
 //! Background jobs (one supervised service): the scan that notices changes made directly on disk
-//! by the host user, and the trash purge.
+//! by the host user, and the purge of expired trash and unfinished uploads.
 
 use crate::config::JobsConfig;
 use hearth_domain::Core;
@@ -41,6 +41,23 @@ pub(crate) async fn run(
                     .map_err(|e| format!("trash purge failed: {e}"))?;
                 if n > 0 {
                     tracing::info!(items = n, "purged expired trash");
+                }
+                let uploads = core.uploads.clone();
+                let n = tokio::task::spawn_blocking(move || uploads.purge_expired())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("upload purge failed: {e}"))?;
+                if n > 0 {
+                    tracing::info!(uploads = n, "removed expired uploads");
+                }
+                // Chunked uploads nobody touched for a day are abandoned.
+                let files = core.files.clone();
+                let n = tokio::task::spawn_blocking(move || files.purge_stale_transfers(std::time::Duration::from_secs(86_400)))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("upload purge failed: {e}"))?;
+                if n > 0 {
+                    tracing::info!(transfers = n, "purged stale chunked uploads");
                 }
             }
         }

@@ -130,6 +130,7 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
         Duration::from_secs(cfg.storage.versions_max_age_days.saturating_mul(86_400));
     storage.trash_retention =
         Duration::from_secs(cfg.storage.trash_retention_days.saturating_mul(86_400));
+    storage.upload_expiry = Duration::from_secs(cfg.uploads.expiry_secs);
     let throttle = ThrottleConfig {
         max_failures: cfg.auth.max_failures.max(1),
         block: Duration::from_secs(cfg.auth.block_secs),

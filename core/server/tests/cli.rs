@@ -3,28 +3,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-fn hearth(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_hearth"));
-    c.arg("--data-dir")
-        .arg(dir)
-        .env("HEARTH_LOG", "warn")
-        .env_remove("HEARTH_DATA_DIR");
-    c
-}
-
-fn add_user(dir: &std::path::Path, name: &str) -> std::process::Output {
-    let mut child = hearth(dir)
-        .args(["user", "add", name, "--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"secret\n").unwrap();
-    child.wait_with_output().unwrap()
-}
+mod common;
+use common::{add_user, hearth};
 
 #[test]
 fn cli_user_and_server_lifecycle() {

@@ -202,3 +202,33 @@ pub struct VersionRecord {
     /// Checksums, if known.
     pub checksums: Option<Checksums>,
 }
+
+/// A resumable (TUS) upload in progress; its bytes are in `<data>/system/uploads/<id>`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UploadRecord {
+    /// The upload id (also the data file's name).
+    pub id: String,
+    /// Who created it.
+    pub user: UserId,
+    /// The space it goes to.
+    pub space: SpaceId,
+    /// The target path from the space root, decoded, names joined with `/`.
+    pub path: String,
+    /// Announced total length in bytes.
+    pub length: u64,
+    /// Bytes received and durable.
+    pub offset: u64,
+    /// Modification time to set on completion (Unix seconds).
+    #[serde(default)]
+    pub mtime_secs: Option<i64>,
+    /// Announced whole-file checksum: (algorithm name, lower-case hex).
+    #[serde(default)]
+    pub checksum: Option<(String, String)>,
+    /// Etags the target must have on completion (`If-Match`).
+    #[serde(default)]
+    pub if_match: Option<Vec<String>>,
+    /// Unix seconds.
+    pub created: i64,
+    /// Unix seconds after which the upload is gone.
+    pub expires: i64,
+}

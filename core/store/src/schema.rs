@@ -6,7 +6,8 @@
 
 use redb::TableDefinition;
 
-/// The layout version this build writes.
+/// The layout version this build writes. (Still 1 after `UPLOADS` was added: a new table changes
+/// no existing layout, and `create_tables` creates it in older databases on open.)
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// `key -> bytes`: `schema_version` (u32 LE), `storage_id` (16 bytes).
@@ -33,3 +34,5 @@ pub const LOCKS: TableDefinition<&str, &[u8]> = TableDefinition::new("locks");
 pub const TRASH: TableDefinition<(u128, &str), &[u8]> = TableDefinition::new("trash");
 /// `(node id, version key) -> VersionRecord`.
 pub const VERSIONS: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("versions");
+/// `upload id -> UploadRecord` (TUS resumable uploads in progress).
+pub const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");

@@ -3,7 +3,8 @@
 use crate::records::{decode, encode};
 use crate::schema::*;
 use crate::{
-    LockRecord, NodeRecord, SpaceRecord, StoreError, TrashRecord, UserRecord, VersionRecord,
+    LockRecord, NodeRecord, SpaceRecord, StoreError, TrashRecord, UploadRecord, UserRecord,
+    VersionRecord,
 };
 use hearth_types::{NodeId, SpaceId, UserId};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
@@ -252,6 +253,16 @@ macro_rules! read_methods {
             pub fn versions(&self, node: NodeId) -> R<Vec<VersionRecord>> {
                 read::versions(&self.open(VERSIONS)?, id(&node))
             }
+            /// A resumable upload.
+            pub fn upload(&self, upload: &str) -> R<Option<UploadRecord>> {
+                read::bytes(&self.open(UPLOADS)?, upload)?
+                    .map(|b| decode("uploads", &b))
+                    .transpose()
+            }
+            /// Every resumable upload.
+            pub fn uploads(&self) -> R<Vec<UploadRecord>> {
+                read::all("uploads", &self.open(UPLOADS)?)
+            }
         }
     };
 }
@@ -382,6 +393,18 @@ impl WriteTx {
         self.txn.open_table(VERSIONS)?.remove((id(&node), key))?;
         Ok(())
     }
+    /// Inserts or replaces a resumable upload.
+    pub fn put_upload(&self, u: &UploadRecord) -> R<()> {
+        self.txn
+            .open_table(UPLOADS)?
+            .insert(u.id.as_str(), encode(u).as_slice())?;
+        Ok(())
+    }
+    /// Removes a resumable upload.
+    pub fn remove_upload(&self, upload: &str) -> R<()> {
+        self.txn.open_table(UPLOADS)?.remove(upload)?;
+        Ok(())
+    }
     /// Creates every table of the schema (so read transactions can open them).
     pub(crate) fn create_tables(&self) -> R<()> {
         self.txn.open_table(META)?;
@@ -396,6 +419,7 @@ impl WriteTx {
         self.txn.open_table(LOCKS)?;
         self.txn.open_table(TRASH)?;
         self.txn.open_table(VERSIONS)?;
+        self.txn.open_table(UPLOADS)?;
         Ok(())
     }
 }

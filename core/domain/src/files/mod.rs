@@ -4,14 +4,16 @@
 //! folder tree under `<data>/files/<user>/`; redb holds ids, etags, checksums, properties, trash and
 //! version indexes. Changes made on disk by the host user are reconciled on access and by a scan.
 
+mod chunks;
 mod history;
 mod ops;
 mod props;
 mod provider;
+mod recycle;
 mod tree;
 mod write;
 
-pub use hearth_store::{Checksums, NodeKind};
+pub use hearth_store::{Checksums, NodeKind, TrashRecord, VersionRecord};
 pub use write::{ChecksumAlgo, PutOptions, Upload};
 
 use crate::CoreError;
@@ -36,6 +38,8 @@ pub struct StorageOptions {
     pub versions_max_age: Duration,
     /// Trash items older than this are purged by the background job.
     pub trash_retention: Duration,
+    /// Resumable (TUS) uploads not finished within this time are removed.
+    pub upload_expiry: Duration,
 }
 
 impl StorageOptions {
@@ -47,6 +51,7 @@ impl StorageOptions {
             versions_max_count: 20,
             versions_max_age: Duration::from_secs(30 * 24 * 3600),
             trash_retention: Duration::from_secs(30 * 24 * 3600),
+            upload_expiry: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -169,7 +174,7 @@ pub trait StorageProvider: Send + Sync {
         recursive: bool,
     ) -> Result<MoveOutcome, CoreError>;
     /// Starts an upload into a temporary file.
-    fn begin_upload(&self, want_md5: bool) -> Result<Upload, CoreError>;
+    fn begin_upload(&self) -> Result<Upload, CoreError>;
     /// Completes an upload: verifies, checks conditions and quota, and atomically puts it in place.
     fn finish_upload(
         &self,
@@ -213,6 +218,46 @@ pub trait StorageProvider: Send + Sync {
     ) -> Result<(), CoreError>;
     /// The caller's favourites.
     fn favorites(&self, who: &Principal) -> Result<Vec<(SpaceId, ResourceInfo)>, CoreError>;
+    /// ListRecycle: the trash items of a space, newest first.
+    fn list_recycle(&self, who: &Principal, space: SpaceId) -> Result<Vec<TrashRecord>, CoreError>;
+    /// RestoreRecycleItem: puts an item back at `to` (its node id is kept).
+    fn restore_recycle_item(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        key: &str,
+        to: &RelPath,
+        overwrite: bool,
+    ) -> Result<MoveOutcome, CoreError>;
+    /// PurgeRecycle: one item, or the whole trash when `key` is `None`.
+    fn purge_recycle(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        key: Option<&str>,
+    ) -> Result<(), CoreError>;
+    /// Stat by resource id.
+    fn stat_by_id(&self, who: &Principal, id: &ResourceId) -> Result<ResourceInfo, CoreError>;
+    /// ListFileVersions: the file and its versions, oldest first.
+    fn list_versions(
+        &self,
+        who: &Principal,
+        id: &ResourceId,
+    ) -> Result<(ResourceInfo, Vec<VersionRecord>), CoreError>;
+    /// Opens one version's content.
+    fn open_version(
+        &self,
+        who: &Principal,
+        id: &ResourceId,
+        key: u64,
+    ) -> Result<(VersionRecord, std::fs::File), CoreError>;
+    /// RestoreFileVersion: the version becomes the content, the current content a version.
+    fn restore_version(
+        &self,
+        who: &Principal,
+        id: &ResourceId,
+        key: u64,
+    ) -> Result<ResourceInfo, CoreError>;
 }
 
 /// The local-disk storage provider.
@@ -223,6 +268,7 @@ pub struct FileStore {
     tmp_dir: PathBuf,
     trash_dir: PathBuf,
     versions_dir: PathBuf,
+    chunks_dir: PathBuf,
     /// The data directory, held open for `syncfs`.
     data_fd: std::fs::File,
     /// Shares one `syncfs` between uploads whose content must be durable before their rename.
@@ -239,7 +285,9 @@ impl FileStore {
         let tmp_dir = system.join("tmp");
         let trash_dir = system.join("trash");
         let versions_dir = system.join("versions");
+        let chunks_dir = system.join("chunks");
         for d in [
+            &chunks_dir,
             &tmp_dir,
             &trash_dir,
             &versions_dir,
@@ -269,6 +317,7 @@ impl FileStore {
             tmp_dir,
             trash_dir,
             versions_dir,
+            chunks_dir,
             stripes: std::array::from_fn(|_| Mutex::new(())),
             data_fd,
             data_sync: GroupSync::default(),

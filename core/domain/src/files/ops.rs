@@ -12,7 +12,7 @@ use hearth_types::{Name, NodeId, RelPath};
 use std::path::{Path, PathBuf};
 
 /// Atomically swaps two paths.
-fn exchange(a: &Path, b: &Path) -> Result<(), CoreError> {
+pub(crate) fn exchange(a: &Path, b: &Path) -> Result<(), CoreError> {
     rustix::fs::renameat_with(
         rustix::fs::CWD,
         a,
@@ -113,7 +113,7 @@ impl FileStore {
     }
 
     /// Records a trashed node and drops its live records.
-    fn trash_records(
+    pub(crate) fn trash_records(
         &self,
         tx: &WriteTx,
         space: &SpaceRecord,
@@ -238,7 +238,7 @@ impl FileStore {
                 self.trash_records(tx, space, key, o, to)?;
                 old_size = o.rec.size;
             }
-            let size = build_records(tx, space, &target, dparent.id, &dname, Some(src.id))?;
+            let size = build_records(tx, space, &target, dparent.id, &dname, Some(src.id), None)?;
             propagate(tx, dparent.id, to_i64(size) - to_i64(old_size))?;
             Ok(())
         })?;
@@ -292,18 +292,19 @@ fn copy_tree(src: &Path, dst: &Path, recursive: bool) -> Result<(), CoreError> {
 
 /// Creates records for a freshly copied tree at `disk` (named `name` under `parent`), carrying over
 /// checksums and dead properties from the source nodes. Returns the tree size.
-fn build_records(
+pub(crate) fn build_records(
     tx: &WriteTx,
     space: &SpaceRecord,
     disk: &Path,
     parent: NodeId,
     name: &Name,
     source: Option<NodeId>,
+    keep_id: Option<NodeId>,
 ) -> Result<u64, CoreError> {
     let Some((kind, meta)) = probe(disk)? else {
         return Ok(0);
     };
-    let id = NodeId::random();
+    let id = keep_id.unwrap_or_else(NodeId::random);
     let mut rec = record_from_disk(space.id, parent, name.as_str(), kind, &meta);
     let src_rec = match source {
         Some(s) => tx.node(s)?,
@@ -332,7 +333,7 @@ fn build_records(
                 Some(s) => tx.child(s, &n)?,
                 None => None,
             };
-            total += build_records(tx, space, &disk.join(&n), id, &child_name, child_src)?;
+            total += build_records(tx, space, &disk.join(&n), id, &child_name, child_src, None)?;
         }
         rec.size = total;
     }

@@ -1,9 +1,12 @@
 //! [`StorageProvider`] for [`FileStore`]: access checks, then the operation.
 
-use super::{FileStore, MoveOutcome, PutOptions, Quota, ResourceInfo, StorageProvider, Upload};
+use super::{
+    FileStore, MoveOutcome, PutOptions, Quota, ResourceInfo, StorageProvider, TrashRecord, Upload,
+    VersionRecord,
+};
 use crate::CoreError;
 use crate::auth::Principal;
-use hearth_types::{NodeId, RelPath, SpaceId, UserId};
+use hearth_types::{NodeId, RelPath, ResourceId, SpaceId, UserId};
 
 impl StorageProvider for FileStore {
     fn personal_space(&self, user: UserId) -> Result<SpaceId, CoreError> {
@@ -91,8 +94,8 @@ impl StorageProvider for FileStore {
         self.copy_impl(&space, from, to, overwrite, recursive)
     }
 
-    fn begin_upload(&self, want_md5: bool) -> Result<Upload, CoreError> {
-        self.begin_upload_impl(want_md5)
+    fn begin_upload(&self) -> Result<Upload, CoreError> {
+        self.begin_upload_impl()
     }
 
     fn finish_upload(
@@ -166,5 +169,73 @@ impl StorageProvider for FileStore {
 
     fn favorites(&self, who: &Principal) -> Result<Vec<(SpaceId, ResourceInfo)>, CoreError> {
         self.favorites_impl(who)
+    }
+
+    fn list_recycle(&self, who: &Principal, space: SpaceId) -> Result<Vec<TrashRecord>, CoreError> {
+        let space = self.space_for(who, space)?;
+        self.trash_of(&space)
+    }
+
+    fn restore_recycle_item(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        key: &str,
+        to: &RelPath,
+        overwrite: bool,
+    ) -> Result<MoveOutcome, CoreError> {
+        let space = self.space_for(who, space)?;
+        self.restore_impl(&space, key, to, overwrite)
+    }
+
+    fn purge_recycle(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        key: Option<&str>,
+    ) -> Result<(), CoreError> {
+        let space = self.space_for(who, space)?;
+        match key {
+            Some(k) => self.purge_trash_item(&space, k),
+            None => self.purge_all_impl(&space),
+        }
+    }
+
+    fn stat_by_id(&self, who: &Principal, id: &ResourceId) -> Result<ResourceInfo, CoreError> {
+        let space = self.space_for(who, id.space)?;
+        self.resolve_id_impl(&space, id)
+    }
+
+    fn list_versions(
+        &self,
+        who: &Principal,
+        id: &ResourceId,
+    ) -> Result<(ResourceInfo, Vec<VersionRecord>), CoreError> {
+        let file = self.stat_by_id(who, id)?;
+        if file.is_dir() {
+            return Err(CoreError::Conflict("folders have no versions".into()));
+        }
+        Ok((file, self.versions_of(id.node)?))
+    }
+
+    fn open_version(
+        &self,
+        who: &Principal,
+        id: &ResourceId,
+        key: u64,
+    ) -> Result<(VersionRecord, std::fs::File), CoreError> {
+        self.stat_by_id(who, id)?;
+        self.open_version_impl(id.node, key)
+    }
+
+    fn restore_version(
+        &self,
+        who: &Principal,
+        id: &ResourceId,
+        key: u64,
+    ) -> Result<ResourceInfo, CoreError> {
+        let space = self.space_for(who, id.space)?;
+        let file = self.resolve_id_impl(&space, id)?;
+        self.restore_version_impl(who, &space, &file, key)
     }
 }

@@ -81,6 +81,72 @@ impl Upload {
         Ok(())
     }
 
+    /// Writes out what is buffered.
+    pub(crate) fn flush_file(&mut self) -> Result<(), CoreError> {
+        self.file
+            .flush()
+            .map_err(|e| CoreError::io("writing an upload", e))
+    }
+
+    /// Moves the temporary file to `path` (a chunk); nothing is hashed or checked.
+    pub(crate) fn persist_to(mut self, path: &std::path::Path) -> Result<(), CoreError> {
+        self.file
+            .flush()
+            .map_err(|e| CoreError::io("writing an upload", e))?;
+        std::fs::rename(&self.path, path).map_err(|e| CoreError::io("storing a chunk", e))?;
+        self.placed = true;
+        Ok(())
+    }
+
+    /// Adopts a complete file written elsewhere (a resumable upload's data) as an upload, hashing
+    /// it from disk; `finish_upload` then places it like any other. Dropped unplaced, it is removed.
+    pub fn from_file(path: PathBuf) -> Result<Self, CoreError> {
+        use std::io::Read;
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| CoreError::io("opening an upload", e))?;
+        let mut up = Upload {
+            path,
+            file: std::io::BufWriter::new(
+                file.try_clone()
+                    .map_err(|e| CoreError::io("opening an upload", e))?,
+            ),
+            sha1: sha1::Sha1::new(),
+            md5: Some(md5::Md5::new()),
+            adler: adler2::Adler32::new(),
+            len: 0,
+            placed: false,
+        };
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(CoreError::io("reading an upload", e)),
+            };
+            let data = buf.get(..n).unwrap_or_default();
+            up.sha1.update(data);
+            if let Some(m) = &mut up.md5 {
+                m.update(data);
+            }
+            up.adler.write_slice(data);
+            up.len += n as u64;
+        }
+        Ok(up)
+    }
+
+    /// The checksums of what was received so far (MD5 only when asked for at the start).
+    pub fn checksums(&self) -> Checksums {
+        Checksums {
+            sha1: Some(hex::encode(self.sha1.clone().finalize())),
+            md5: self.md5.clone().map(|m| hex::encode(m.finalize())),
+            adler32: Some(format!("{:08x}", self.adler.checksum())),
+        }
+    }
+
     /// Bytes received so far.
     pub fn len(&self) -> u64 {
         self.len
@@ -107,7 +173,9 @@ fn etag_matches(list: &[String], etag: &str) -> bool {
 }
 
 impl FileStore {
-    pub(crate) fn begin_upload_impl(&self, want_md5: bool) -> Result<Upload, CoreError> {
+    /// Starts an upload; SHA-1, MD5 and Adler-32 are computed while it streams in (clients such as
+    /// rclone compare MD5, the desktop clients SHA-1), as oCIS does after an upload.
+    pub(crate) fn begin_upload_impl(&self) -> Result<Upload, CoreError> {
         let path = self.tmp_dir.join(uuid::Uuid::new_v4().simple().to_string());
         let file = File::options()
             .write(true)
@@ -118,7 +186,7 @@ impl FileStore {
             path,
             file: std::io::BufWriter::with_capacity(1 << 20, file),
             sha1: sha1::Sha1::new(),
-            md5: want_md5.then(md5::Md5::new),
+            md5: Some(md5::Md5::new()),
             adler: adler2::Adler32::new(),
             len: 0,
             placed: false,

@@ -94,7 +94,7 @@ pub(crate) async fn lock(
     if !exists {
         // LOCK on an unmapped URL creates an empty resource (RFC 4918 §7.3).
         let created = on_target(state, who, t, move |c, w, space, path| {
-            let up = c.files.begin_upload(false)?;
+            let up = c.files.begin_upload()?;
             c.files
                 .finish_upload(w, space, path, up, &PutOptions::default())
         })

@@ -428,7 +428,7 @@ fn tokio_stream_from<T: Send + 'static>(
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
-fn multistatus(body: Body) -> Response {
+pub(crate) fn multistatus(body: Body) -> Response {
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::MULTI_STATUS;
     let hm = resp.headers_mut();

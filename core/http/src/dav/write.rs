@@ -23,7 +23,7 @@ fn etag_list(v: &str) -> Vec<String> {
         .collect()
 }
 
-fn put_options(h: &HeaderMap) -> Result<PutOptions, ApiError> {
+pub(crate) fn put_options(h: &HeaderMap) -> Result<PutOptions, ApiError> {
     let mtime_secs = match header(h, "x-oc-mtime") {
         // CLIENT QUIRK (ownCloud/Nextcloud desktop): X-OC-Mtime may carry a fraction ("1700000000.5").
         Some(v) => Some(
@@ -76,9 +76,16 @@ pub(crate) async fn put(
     if req.headers().contains_key("content-range") {
         return Err(bad("partial PUT with Content-Range is not supported"));
     }
+    // CLIENT QUIRK (ownCloud/Nextcloud clients without dav.chunking): legacy "v1" chunking PUTs
+    // `<name>-chunking-<transfer>-<count>-<index>` with `OC-Chunked: 1`. Refused clearly: we
+    // advertise chunking NG (dav.chunking "1.0") and TUS instead.
+    if req.headers().contains_key("oc-chunked") {
+        return Err(bad(
+            "legacy ownCloud chunking (OC-Chunked) is not supported; use chunking NG (/remote.php/dav/uploads/) or TUS",
+        ));
+    }
     let opts = put_options(req.headers())?;
     let submitted = evaluate_if(state, who, t, req.headers()).await?;
-    let want_md5 = matches!(opts.checksum, Some((ChecksumAlgo::Md5, _)));
     let small = opts.expected_len.is_some_and(|n| n <= SMALL_BODY);
     let mtime_set = opts.mtime_secs.is_some();
     if !small {
@@ -102,54 +109,30 @@ pub(crate) async fn put(
         .map_err(|_| bad("the request body was cut off"))?;
         on_target(state, who, t, move |c, w, space, path| {
             submitted.allow(c, w, space, path, false)?;
-            let mut up = c.files.begin_upload(want_md5)?;
+            let mut up = c.files.begin_upload()?;
             up.write(&body)?;
             c.files.finish_upload(w, space, path, up, &opts)
         })
         .await?
     } else {
-        // Stream: the network side feeds a bounded channel, a blocking writer hashes and writes.
-        let mut up = on_target(state, who, t, move |c, _, _, _| {
-            c.files.begin_upload(want_md5)
-        })
-        .await?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
-        let writer = tokio::task::spawn_blocking(move || -> Result<_, CoreError> {
-            while let Some(chunk) = rx.blocking_recv() {
-                up.write(&chunk)?;
-            }
-            Ok(up)
-        });
-        let mut stream = req.into_body().into_data_stream();
-        let mut broken = false;
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(c) => {
-                    if tx.send(c).await.is_err() {
-                        break;
-                    }
-                }
-                Err(_) => {
-                    broken = true;
-                    break;
-                }
-            }
-        }
-        drop(tx);
-        let up = writer
-            .await
-            .map_err(|e| ApiError(CoreError::Internal(format!("upload writer failed: {e}"))))?
-            .map_err(ApiError)?;
-        if broken {
-            // Dropping the upload removes its temporary file: nothing is stored.
-            return Err(bad("the request body was cut off"));
-        }
+        let up = receive(state, req.into_body()).await?;
         on_target(state, who, t, move |c, w, space, path| {
             submitted.allow(c, w, space, path, false)?;
             c.files.finish_upload(w, space, path, up, &opts)
         })
         .await?
     };
+    tracing::info!(protocol = "put", path = %info.path, size = info.size, "upload complete");
+    Ok(upload_response(&info, created, mtime_set))
+}
+
+/// The answer to a completed upload (PUT, chunk assembly): 201/204 with the headers the sync
+/// clients read (ETag, OC-ETag, OC-FileId, OC-Perm, X-OC-MTime).
+pub(crate) fn upload_response(
+    info: &hearth_domain::ResourceInfo,
+    created: bool,
+    mtime_set: bool,
+) -> Response {
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -157,7 +140,7 @@ pub(crate) async fn put(
     };
     let mut resp = status.into_response();
     let hm = resp.headers_mut();
-    file_headers(hm, &info);
+    file_headers(hm, info);
     hm.remove("oc-checksum");
     if let Ok(v) = HeaderValue::from_str(info.permissions()) {
         hm.insert("oc-perm", v);
@@ -165,9 +148,50 @@ pub(crate) async fn put(
     if mtime_set {
         hm.insert("x-oc-mtime", HeaderValue::from_static("accepted"));
     }
-    Ok(resp)
+    resp
 }
 
+/// Streams a request body into a new upload: the network side feeds a bounded channel, a
+/// blocking writer hashes and writes. A body that breaks off leaves nothing behind.
+pub(crate) async fn receive(
+    state: &AppState,
+    body: axum::body::Body,
+) -> Result<hearth_domain::Upload, ApiError> {
+    let files = state.core.files.clone();
+    let mut up = crate::util::blocking(move || files.begin_upload()).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || -> Result<_, CoreError> {
+        while let Some(chunk) = rx.blocking_recv() {
+            up.write(&chunk)?;
+        }
+        Ok(up)
+    });
+    let mut stream = body.into_data_stream();
+    let mut broken = false;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => {
+                if tx.send(c).await.is_err() {
+                    break;
+                }
+            }
+            Err(_) => {
+                broken = true;
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let up = writer
+        .await
+        .map_err(|e| ApiError(CoreError::Internal(format!("upload writer failed: {e}"))))?
+        .map_err(ApiError)?;
+    if broken {
+        // Dropping the upload removes its temporary file: nothing is stored.
+        return Err(bad("the request body was cut off"));
+    }
+    Ok(up)
+}
 pub(crate) async fn mkcol(
     state: &AppState,
     who: &Principal,

@@ -1,0 +1,176 @@
+//! Unit tests of the resumable-upload service over a real data directory.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use super::NewUpload;
+use crate::files::ChecksumAlgo;
+use crate::{Core, CoreError, Principal, StorageOptions, StorageProvider, ThrottleConfig};
+use hearth_types::{RelPath, SpaceId};
+use std::time::Duration;
+
+fn setup(expiry: Duration) -> (tempfile::TempDir, Core, Principal, SpaceId) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = StorageOptions::new(dir.path().to_path_buf());
+    opts.upload_expiry = expiry;
+    let core = Core::open(opts, ThrottleConfig::default()).unwrap();
+    core.accounts.add("alice", "pw", None).unwrap();
+    let who = core.auth.verify_basic("alice", "pw", None).unwrap();
+    let space = core.files.personal_space(who.id).unwrap();
+    (dir, core, who, space)
+}
+
+fn new(path: &str, length: u64) -> NewUpload {
+    NewUpload {
+        path: RelPath::from_decoded(path).unwrap(),
+        length,
+        mtime_secs: None,
+        checksum: None,
+        if_match: None,
+    }
+}
+
+fn send(core: &Core, token: &str, at: u64, data: &[u8]) -> Result<super::Progress, CoreError> {
+    let mut s = core.uploads.open(token)?;
+    s.begin(at, None)?;
+    s.write(data)?;
+    s.commit(true)
+}
+
+#[test]
+fn chunks_resume_and_complete() {
+    let (dir, core, who, space) = setup(Duration::from_secs(3600));
+    let c = core.uploads.create(&who, space, new("a.bin", 10)).unwrap();
+    assert!(c.done.is_none());
+    let t = c.state.token;
+    assert_eq!(send(&core, &t, 0, b"01234").unwrap().offset, 5);
+    // Bytes written without a commit (a crash mid-request) are cut off by the next HEAD.
+    {
+        let mut s = core.uploads.open(&t).unwrap();
+        s.begin(5, None).unwrap();
+        s.write(b"xyz").unwrap();
+    }
+    assert_eq!(core.uploads.status(&t).unwrap().offset, 5);
+    assert!(matches!(
+        send(&core, &t, 4, b"x"),
+        Err(CoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        send(&core, &t, 5, b"0123456"),
+        Err(CoreError::BadRequest(_))
+    ));
+    let p = send(&core, &t, 5, b"56789").unwrap();
+    let (info, created) = p.done.unwrap();
+    assert!(created);
+    assert_eq!(info.size, 10);
+    assert_eq!(
+        std::fs::read(dir.path().join("files/alice/a.bin")).unwrap(),
+        b"0123456789"
+    );
+    assert!(matches!(
+        core.uploads.status(&t),
+        Err(CoreError::NotFound(_))
+    ));
+}
+
+#[test]
+fn tokens_are_checked() {
+    let (_dir, core, who, space) = setup(Duration::from_secs(3600));
+    let t = core
+        .uploads
+        .create(&who, space, new("a.bin", 3))
+        .unwrap()
+        .state
+        .token;
+    let mut forged = t.clone();
+    forged.pop();
+    forged.push(if t.ends_with('0') { '1' } else { '0' });
+    for bad in [forged.as_str(), "x", "../../etc/passwd", ""] {
+        assert!(matches!(
+            core.uploads.status(bad),
+            Err(CoreError::PermissionDenied(_))
+        ));
+    }
+    core.uploads.terminate(&t).unwrap();
+    assert!(matches!(
+        core.uploads.status(&t),
+        Err(CoreError::NotFound(_))
+    ));
+}
+
+#[test]
+fn expired_uploads_are_gone_and_purged() {
+    let (dir, core, who, space) = setup(Duration::from_secs(0));
+    let t = core
+        .uploads
+        .create(&who, space, new("a.bin", 3))
+        .unwrap()
+        .state
+        .token;
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(matches!(
+        core.uploads.status(&t),
+        Err(CoreError::UploadExpired(_))
+    ));
+    assert_eq!(core.uploads.purge_expired().unwrap(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("system/uploads"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn checksums_are_verified() {
+    let (dir, core, who, space) = setup(Duration::from_secs(3600));
+    let mut req = new("a.bin", 3);
+    req.checksum = Some((ChecksumAlgo::Sha1, "00".repeat(20)));
+    let t = core.uploads.create(&who, space, req).unwrap().state.token;
+    assert!(matches!(
+        send(&core, &t, 0, b"abc"),
+        Err(CoreError::ChecksumMismatch(_))
+    ));
+    assert!(!dir.path().join("files/alice/a.bin").exists());
+
+    let t = core
+        .uploads
+        .create(&who, space, new("b.bin", 6))
+        .unwrap()
+        .state
+        .token;
+    let mut s = core.uploads.open(&t).unwrap();
+    s.begin(0, Some((ChecksumAlgo::Md5, vec![0; 16]))).unwrap();
+    s.write(b"abc").unwrap();
+    assert!(matches!(
+        s.commit(true),
+        Err(CoreError::ChecksumMismatch(_))
+    ));
+    assert_eq!(core.uploads.status(&t).unwrap().offset, 0);
+    let mut s = core.uploads.open(&t).unwrap();
+    s.begin(
+        0,
+        Some((ChecksumAlgo::Adler32, 0x024d_0127u32.to_be_bytes().to_vec())),
+    )
+    .unwrap();
+    s.write(b"abc").unwrap();
+    assert_eq!(s.commit(true).unwrap().offset, 3);
+}
+
+#[test]
+fn empty_upload_is_placed_at_once_and_quota_is_checked() {
+    let (dir, core, who, space) = setup(Duration::from_secs(3600));
+    let c = core.uploads.create(&who, space, new("e.txt", 0)).unwrap();
+    assert!(c.done.unwrap().1);
+    assert_eq!(
+        std::fs::read(dir.path().join("files/alice/e.txt")).unwrap(),
+        b""
+    );
+    core.accounts.set_quota("alice", Some(10)).unwrap();
+    assert!(matches!(
+        core.uploads.create(&who, space, new("big", 11)),
+        Err(CoreError::QuotaExceeded(_))
+    ));
+    assert!(matches!(
+        core.uploads.create(&who, space, new("missing/x", 1)),
+        Err(CoreError::PreconditionFailed(_))
+    ));
+}
