@@ -366,3 +366,66 @@ fn item_keys(body: &str) -> Vec<String> {
         .filter_map(|h| h.rsplit('/').next().map(str::to_owned))
         .collect()
 }
+
+#[tokio::test]
+async fn chunked_upload_quota_and_stale_transfers() {
+    let s = TestServer::start_with(|c| c.storage.default_quota = Some(1000)).await;
+    let up = |rest: &str| format!("{}/remote.php/dav/uploads/alice/{rest}", s.base);
+    // The announced total is checked at creation…
+    let r = s
+        .req("MKCOL", &up("big"))
+        .header("OC-Total-Length", "5000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 507);
+    // …and the assembled size again at completion.
+    assert_eq!(
+        s.req("MKCOL", &up("sneaky")).send().await.unwrap().status(),
+        201
+    );
+    s.req("PUT", &up("sneaky/0"))
+        .body(vec![1u8; 800])
+        .send()
+        .await
+        .unwrap();
+    s.req("PUT", &up("sneaky/1"))
+        .body(vec![2u8; 800])
+        .send()
+        .await
+        .unwrap();
+    let r = s
+        .req("MOVE", &up("sneaky/.file"))
+        .header("Destination", s.dav("x.bin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 507);
+    assert_eq!(s.get_bytes("x.bin").await.0, 404);
+    // A stale transfer is purged by the background job, with its disk space.
+    let core = s.handle.as_ref().unwrap().core().clone();
+    let purged = tokio::task::spawn_blocking(move || {
+        core.files
+            .purge_stale_transfers(std::time::Duration::ZERO)
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(purged, 1);
+    assert_eq!(
+        s.req("PUT", &up("sneaky/2"))
+            .body("x")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    let left = std::fs::read_dir(s.dir.path().join("system/chunks"))
+        .unwrap()
+        .flatten()
+        .flat_map(|u| std::fs::read_dir(u.path()).unwrap())
+        .count();
+    assert_eq!(left, 0);
+    s.stop().await;
+}
