@@ -12,13 +12,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get -o DPkg::Lock::Timeout=600 update
   $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
 fi
-# Python clients (tuspy) in a venv outside the checkout, reused between runs.
-export HEARTH_VENV="${HEARTH_VENV:-/var/cache/hearth-venv}"
-if ! "$HEARTH_VENV/bin/python" -c 'import tusclient, requests' >/dev/null 2>&1; then
-  python3 -m venv "$HEARTH_VENV"
-  "$HEARTH_VENV/bin/pip" install --quiet -r tests/requirements.txt
+# Python clients (tuspy) in a venv outside the checkout, reused between runs. (Not HEARTH_*:
+# every HEARTH_* variable is configuration, and unknown keys are refused.)
+export TESTS_VENV="${TESTS_VENV:-/var/cache/hearth-venv}"
+if ! "$TESTS_VENV/bin/python" -c 'import tusclient, requests' >/dev/null 2>&1; then
+  python3 -m venv "$TESTS_VENV"
+  "$TESTS_VENV/bin/pip" install --quiet -r tests/requirements.txt
 fi
-export HEARTH_TEST_PYTHON="$HEARTH_VENV/bin/python"
+export TESTS_PYTHON="$TESTS_VENV/bin/python"
 # Keep the shared build cache bounded.
 size_mb=$(du -sm "$CARGO_TARGET_DIR" 2>/dev/null | cut -f1 || echo 0)
 if [ "${size_mb:-0}" -gt 20000 ]; then rm -rf "$CARGO_TARGET_DIR"; fi

@@ -360,7 +360,7 @@ async fn tuspy_interrupted_upload_resumes() {
     let src = s.dir.path().join("src.bin");
     let body = data(3_000_000);
     std::fs::write(&src, &body).unwrap();
-    let python = std::env::var("HEARTH_TEST_PYTHON")
+    let python = std::env::var("TESTS_PYTHON")
         .unwrap_or_else(|_| "/var/cache/hearth-venv/bin/python".into());
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/tus_resume.py");
     let out = tokio::process::Command::new(python)
