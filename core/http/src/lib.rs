@@ -24,6 +24,8 @@ pub struct HttpOptions {
     pub allow_depth_infinity: bool,
     /// The externally visible base URL (for `oc:privatelink`); derived from `Host` when unset.
     pub public_url: Option<String>,
+    /// Hearth's own CA in PEM, served at `GET /ca.crt` (404 when TLS is off).
+    pub ca_pem: Option<String>,
 }
 
 /// Shared state of all handlers.
@@ -33,6 +35,27 @@ pub struct AppState {
     pub core: Core,
     /// HTTP options.
     pub opts: Arc<HttpOptions>,
+}
+
+/// `GET /ca.crt` (unauthenticated): the CA phones and laptops install to trust this server.
+async fn ca_certificate(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match &state.opts.ca_pem {
+        Some(pem) => (
+            [
+                (http::header::CONTENT_TYPE, "application/x-x509-ca-cert"),
+                (
+                    http::header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"hearth-ca.crt\"",
+                ),
+            ],
+            pem.clone(),
+        )
+            .into_response(),
+        None => http::StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// The router for every HTTP endpoint.
@@ -45,6 +68,7 @@ pub fn router(core: Core, opts: HttpOptions) -> Router {
         .merge(status::routes())
         .merge(ocs::routes())
         .route("/data/{token}", axum::routing::any(tus::data))
+        .route("/ca.crt", axum::routing::get(ca_certificate))
         .fallback(dav::dispatch)
         .layer(axum::middleware::from_fn(util::request_id))
         .with_state(state)

@@ -7,6 +7,7 @@
 pub mod config;
 mod jobs;
 mod supervisor;
+pub mod tls;
 
 pub use config::{Config, ConfigError};
 pub use supervisor::{ServerHandle, StartError, Status, start};

@@ -46,6 +46,9 @@ pub enum StartError {
     /// The data directory could not be opened.
     #[error("cannot open the data directory: {0}")]
     Core(#[from] CoreError),
+    /// The TLS certificate could not be created or loaded.
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// The configuration names an unknown service.
     #[error("unknown service {0:?} (known: http, jobs)")]
     UnknownService(String),
@@ -60,6 +63,7 @@ type ServiceFn = Arc<dyn Fn(CancellationToken) -> ServiceFuture + Send + Sync>;
 /// A running server.
 pub struct ServerHandle {
     http_addr: Option<SocketAddr>,
+    https_addr: Option<SocketAddr>,
     status: watch::Receiver<Status>,
     status_tx: Arc<watch::Sender<Status>>,
     cancel: CancellationToken,
@@ -69,9 +73,15 @@ pub struct ServerHandle {
 }
 
 impl ServerHandle {
-    /// The bound HTTP address (`None` if the http service does not run here).
+    /// The bound plain-HTTP address: `listen` with TLS off, `tls.http_listen` with TLS on
+    /// (`None` if the http service does not run here).
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
+    }
+
+    /// The bound HTTPS address (`listen` with TLS on).
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
     }
 
     /// The status channel.
@@ -142,32 +152,84 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
 
     let mut services: Vec<(String, ServiceFn)> = Vec::new();
     let mut http_addr = None;
+    let mut https_addr = None;
     if selected.iter().any(|s| s == "http") {
-        let listener =
-            std::net::TcpListener::bind(cfg.listen).map_err(|source| StartError::Bind {
-                addr: cfg.listen,
-                source,
-            })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| StartError::Bind {
-                addr: cfg.listen,
-                source,
-            })?;
-        http_addr = listener.local_addr().ok();
+        let tls = if cfg.tls.enabled {
+            let (dir, c, k) = (
+                cfg.data_dir.clone(),
+                cfg.tls.cert_file.clone(),
+                cfg.tls.key_file.clone(),
+            );
+            let material = tokio::task::spawn_blocking(move || {
+                crate::tls::ensure(&dir, c.as_deref(), k.as_deref())
+            })
+            .await
+            .map_err(|e| CoreError::Internal(e.to_string()))??;
+            tracing::info!(
+                ca = %material.ca_fingerprint,
+                server = %material.server_fingerprint,
+                "TLS certificate fingerprints (SHA-256)"
+            );
+            Some(material)
+        } else {
+            None
+        };
+        let main = bind(cfg.listen)?;
+        let plain = match &tls {
+            None => Some(Arc::new(main.try_clone().map_err(|source| {
+                StartError::Bind {
+                    addr: cfg.listen,
+                    source,
+                }
+            })?)),
+            Some(_) => {
+                let addr = cfg
+                    .tls
+                    .http_listen
+                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+                Some(Arc::new(bind(addr)?))
+            }
+        };
+        http_addr = plain.as_ref().and_then(|l| l.local_addr().ok());
         let router = hearth_http::router(
             core.clone(),
             HttpOptions {
                 allow_depth_infinity: cfg.webdav.allow_depth_infinity,
                 public_url: cfg.webdav.public_url.clone(),
+                ca_pem: tls.as_ref().and_then(|m| m.ca_pem.clone()),
             },
         );
-        let listener = Arc::new(listener);
+        let secure = match &tls {
+            Some(material) => {
+                https_addr = main.local_addr().ok();
+                let acceptor = tokio_rustls::TlsAcceptor::from(material.server_config()?);
+                Some((Arc::new(main), acceptor))
+            }
+            None => None,
+        };
         services.push((
             "http".into(),
             Arc::new(move |cancel| {
-                let (listener, router) = (listener.clone(), router.clone());
-                Box::pin(serve_http(listener, router, cancel))
+                let (plain, secure, router) = (plain.clone(), secure.clone(), router.clone());
+                Box::pin(async move {
+                    let http = async {
+                        match plain {
+                            Some(l) => serve_http(l, router.clone(), cancel.clone()).await,
+                            None => Ok(()),
+                        }
+                    };
+                    let https = async {
+                        match secure {
+                            Some((l, acceptor)) => {
+                                serve_https(l, acceptor, router.clone(), cancel.clone()).await
+                            }
+                            None => Ok(()),
+                        }
+                    };
+                    futures_util::future::try_join(http, https)
+                        .await
+                        .map(|_| ())
+                })
             }),
         ));
     }
@@ -196,6 +258,7 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
         .collect();
     Ok(ServerHandle {
         http_addr,
+        https_addr,
         status,
         status_tx,
         cancel,
@@ -224,6 +287,101 @@ async fn serve_http(
     .with_graceful_shutdown(async move { cancel.cancelled().await })
     .await
     .map_err(|e| e.to_string())
+}
+
+/// Binds a non-blocking TCP listener.
+fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| StartError::Bind { addr, source })?;
+    Ok(listener)
+}
+
+/// A listener yielding connections whose TLS handshake is done. Handshakes run in their own
+/// tasks (bounded by a timeout) so a slow client cannot hold up the accept loop.
+struct TlsListener {
+    ready: tokio::sync::mpsc::Receiver<(TlsStream, SocketAddr)>,
+    local: SocketAddr,
+}
+
+type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+impl axum::serve::Listener for TlsListener {
+    type Io = TlsStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // The accept loop has stopped (shutdown): wait for the graceful shutdown signal.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(self.local)
+    }
+}
+
+/// Time a client gets to finish the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+async fn serve_https(
+    listener: Arc<std::net::TcpListener>,
+    acceptor: tokio_rustls::TlsAcceptor,
+    router: axum::Router,
+    cancel: CancellationToken,
+) -> Result<(), String> {
+    use axum::serve::ListenerExt;
+    let std_listener = listener.try_clone().map_err(|e| e.to_string())?;
+    let tcp = tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
+    let local = tcp.local_addr().map_err(|e| e.to_string())?;
+    let (tx, ready) = tokio::sync::mpsc::channel(64);
+    let stop = cancel.child_token();
+    let accept_stop = stop.clone();
+    let accept_loop = tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                _ = accept_stop.cancelled() => return,
+                a = tcp.accept() => a,
+            };
+            let (stream, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // E.g. EMFILE: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting a TLS connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            // Small WebDAV requests stall ~40 ms per round trip without TCP_NODELAY.
+            let _ = stream.set_nodelay(true);
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send((tls, peer)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    // `tap_io` only to get axum's `ConnectInfo<SocketAddr>` for a custom listener.
+    let listener = TlsListener { ready, local }.tap_io(|_| {});
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { cancel.cancelled().await })
+    .await
+    .map_err(|e| e.to_string());
+    stop.cancel();
+    let _ = accept_loop.await;
+    served
 }
 
 /// Failures within this window count towards `Degraded`.

@@ -41,6 +41,9 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         services: Option<Vec<String>>,
     },
+    /// Show the data directory, listen addresses and TLS certificate fingerprints (creating the
+    /// certificates if missing).
+    Info,
     /// Manage accounts (while the server is stopped).
     #[command(subcommand)]
     User(UserCommand),
@@ -176,9 +179,11 @@ async fn server(mut cfg: Config) -> Result<()> {
         .await
         .context("starting the server")?;
     cfg.listen = handle.http_addr().unwrap_or(cfg.listen);
-    match handle.http_addr() {
-        Some(a) => println!("READY http={a}"),
-        None => println!("READY"),
+    match (handle.http_addr(), handle.https_addr()) {
+        (Some(h), Some(s)) => println!("READY http={h} https={s}"),
+        (Some(h), None) => println!("READY http={h}"),
+        (None, Some(s)) => println!("READY https={s}"),
+        (None, None) => println!("READY"),
     }
     let _ = std::io::stdout().flush();
     tracing::info!(data_dir = %cfg.data_dir.display(), listen = %cfg.listen, "hearth is running");
@@ -198,6 +203,39 @@ async fn server(mut cfg: Config) -> Result<()> {
     }
     tracing::info!("shutting down");
     handle.shutdown().await;
+    Ok(())
+}
+
+fn info(cfg: &Config) -> Result<()> {
+    let tls = hearth_server::tls::ensure(
+        &cfg.data_dir,
+        cfg.tls.cert_file.as_deref(),
+        cfg.tls.key_file.as_deref(),
+    )
+    .context("TLS certificates")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "data dir:            {}", cfg.data_dir.display())?;
+    if cfg.tls.enabled {
+        writeln!(out, "https listen:        {}", cfg.listen)?;
+        let http = cfg
+            .tls
+            .http_listen
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| "127.0.0.1 (free port)".into());
+        writeln!(out, "http listen:         {http}")?;
+    } else {
+        writeln!(out, "http listen:         {} (TLS off)", cfg.listen)?;
+    }
+    writeln!(
+        out,
+        "CA certificate:      {}",
+        cfg.data_dir.join("tls").join("ca.crt").display()
+    )?;
+    writeln!(out, "CA SHA-256:          {}", tls.ca_fingerprint)?;
+    writeln!(out, "server SHA-256:      {}", tls.server_fingerprint)?;
+    if !tls.names.is_empty() {
+        writeln!(out, "server names:        {}", tls.names.join(" "))?;
+    }
     Ok(())
 }
 
@@ -222,6 +260,7 @@ fn main() -> Result<()> {
                 .build()?;
             rt.block_on(server(cfg))
         }
+        Command::Info => info(&cfg),
         Command::User(cmd) => user_command(&cfg, cmd),
     }
 }
