@@ -7,10 +7,12 @@
     clippy::indexing_slicing
 )]
 
+mod app_passwords;
 mod harness;
 mod history;
 mod litmus;
 mod ocs;
+mod oidc;
 mod storage;
 mod tus;
 mod webdav;

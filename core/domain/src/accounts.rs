@@ -10,6 +10,8 @@ use hearth_types::UserId;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub mod app_passwords;
+
 /// The account service.
 pub struct Accounts {
     store: Store,
@@ -146,6 +148,9 @@ impl Accounts {
                 .user(username)?
                 .ok_or_else(|| CoreError::NotFound(format!("no user {username:?}")))?;
             tx.remove_user(&u)?;
+            for p in tx.app_passwords(u.id)? {
+                tx.remove_app_password(u.id, &p.id)?;
+            }
             self.files.forget_personal_space(tx, &u)?;
             Ok(())
         })

@@ -1,10 +1,14 @@
 //! Authentication: HTTP Basic credentials checked against argon2id hashes, with a cache of verified
 //! credentials (so a sync client's thousands of requests do not each cost an argon2 run) and
-//! throttling of failures per account and per client address. Bearer tokens (OIDC, a later
+//! throttling of failures per account and per client address. A Basic password is either the
+//! account password (unless [`ThrottleConfig::account_password_basic`] is off) or one of the user's
+//! app passwords (see `accounts::app_passwords` for the scheme). Bearer tokens (OIDC, a later
 //! issue) plug in beside [`Authenticator::verify_basic`] and yield the same [`Principal`].
 
 use crate::CoreError;
+use crate::accounts::app_passwords::{self, TOUCH_INTERVAL_SECS};
 use crate::accounts::{Accounts, verify_password};
+use crate::clock::now_secs;
 use hearth_types::UserId;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -25,7 +29,7 @@ pub struct Principal {
     pub email: Option<String>,
 }
 
-/// Throttling of failed logins.
+/// Throttling of failed logins, and which passwords Basic auth accepts.
 #[derive(Debug, Clone)]
 pub struct ThrottleConfig {
     /// Failures allowed within `window` before the account or address is blocked.
@@ -38,6 +42,8 @@ pub struct ThrottleConfig {
     pub max_block: Duration,
     /// How long a verified credential stays cached.
     pub cache_ttl: Duration,
+    /// Whether the account password itself works over Basic auth (app passwords always do).
+    pub account_password_basic: bool,
 }
 
 impl Default for ThrottleConfig {
@@ -48,6 +54,7 @@ impl Default for ThrottleConfig {
             block: Duration::from_secs(30),
             max_block: Duration::from_secs(900),
             cache_ttl: Duration::from_secs(300),
+            account_password_basic: true,
         }
     }
 }
@@ -60,11 +67,25 @@ struct Failures {
 }
 
 struct Cached {
-    digest: [u8; 32],
     generation: u64,
     principal: Principal,
     expires: Instant,
+    /// The id of the app password this credential is, if it is one.
+    app_password: Option<String>,
+    /// Unix seconds when the app password's `last_used` was last written.
+    touched: i64,
 }
+
+/// What the cache knows about a credential.
+enum Hit {
+    /// Valid; nothing to do.
+    Fresh(Principal),
+    /// Valid app password whose `last_used` is due an update.
+    Touch(Principal, String),
+}
+
+/// Cached credentials kept at most; beyond this, expired ones are dropped.
+const CACHE_PRUNE_AT: usize = 4096;
 
 /// The authenticator.
 pub struct Authenticator {
@@ -72,7 +93,8 @@ pub struct Authenticator {
     cfg: ThrottleConfig,
     /// Per-process random key, so cached digests are useless outside this process.
     key: [u8; 32],
-    cache: Mutex<HashMap<String, Cached>>,
+    /// Keyed by the digest of (user name, password): a user's devices each have their own entry.
+    cache: Mutex<HashMap<[u8; 32], Cached>>,
     by_user: Mutex<HashMap<String, Failures>>,
     by_addr: Mutex<HashMap<IpAddr, Failures>>,
     /// Argon2 runs in progress; each holds ~19 MiB, so they are bounded (16 clients connecting
@@ -108,17 +130,51 @@ impl Authenticator {
     }
 
     /// Checks Basic credentials against the cache of recently verified ones: no I/O, no argon2.
-    /// `None` means "not known", not "wrong": then call [`Authenticator::verify_basic`].
+    /// `None` means "not known" (or an app password's last-use time is due a write), not "wrong":
+    /// then call [`Authenticator::verify_basic`].
     pub fn cached(&self, username: &str, password: &str) -> Option<Principal> {
+        match self.lookup(username, password, now_secs())? {
+            Hit::Fresh(p) => Some(p),
+            Hit::Touch(..) => None,
+        }
+    }
+
+    fn lookup(&self, username: &str, password: &str, now: i64) -> Option<Hit> {
         let digest = self.digest(username, password);
         let generation = self.accounts.generation();
         let cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        cache
-            .get(username)
-            .filter(|c| {
-                c.expires > Instant::now() && c.digest == digest && c.generation == generation
-            })
-            .map(|c| c.principal.clone())
+        let c = cache
+            .get(&digest)
+            .filter(|c| c.expires > Instant::now() && c.generation == generation)?;
+        Some(match &c.app_password {
+            Some(id) if now - c.touched >= TOUCH_INTERVAL_SECS => {
+                Hit::Touch(c.principal.clone(), id.clone())
+            }
+            _ => Hit::Fresh(c.principal.clone()),
+        })
+    }
+
+    /// Serves a cache hit, writing an app password's last-use time when due.
+    fn serve(&self, username: &str, password: &str) -> Option<Principal> {
+        let now = now_secs();
+        match self.lookup(username, password, now)? {
+            Hit::Fresh(p) => Some(p),
+            Hit::Touch(p, id) => {
+                let digest = self.digest(username, password);
+                if let Some(c) = self
+                    .cache
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .get_mut(&digest)
+                {
+                    c.touched = now;
+                }
+                if let Err(e) = self.accounts.touch_app_password(p.id, &id) {
+                    tracing::warn!(error = %e, "recording an app password's use");
+                }
+                Some(p)
+            }
+        }
     }
 
     /// Checks Basic credentials. Blocking (argon2): call from a blocking thread.
@@ -131,7 +187,7 @@ impl Authenticator {
         password: &str,
         addr: Option<IpAddr>,
     ) -> Result<Principal, CoreError> {
-        if let Some(p) = self.cached(username, password) {
+        if let Some(p) = self.serve(username, password) {
             return Ok(p);
         }
         let now = Instant::now();
@@ -139,37 +195,70 @@ impl Authenticator {
         let generation = self.accounts.generation();
         let user = self.accounts.get(username)?;
         self.check_blocked(username, addr, now)?;
-        let ok = {
+        // An app password is found by its id (first group), so at most one argon2 run is spent
+        // on it, however many the user has.
+        let app = match (&user, app_passwords::parse(password)) {
+            (Some(u), Some((raw, id))) => {
+                self.accounts.app_password(u.id, &id)?.map(|rec| (raw, rec))
+            }
+            _ => None,
+        };
+        let matched: Option<Option<String>> = {
             let _permit = self.hashing_permit();
             // A client opening many connections at once: the first check fills the cache.
-            if let Some(p) = self.cached(username, password) {
+            if let Some(p) = self.serve(username, password) {
                 return Ok(p);
             }
-            match &user {
-                Some(u) => verify_password(&u.password_hash, password),
-                None => {
-                    // Spend the same time as a real check, so timing does not reveal which names exist.
-                    verify_password(DUMMY_HASH, password);
-                    false
+            let mut ran = false;
+            let mut matched = None;
+            if let Some((raw, rec)) = &app {
+                ran = true;
+                if verify_password(&rec.hash, raw) {
+                    matched = Some(Some(rec.id.clone()));
                 }
             }
+            if matched.is_none()
+                && self.cfg.account_password_basic
+                && let Some(u) = &user
+            {
+                ran = true;
+                if verify_password(&u.password_hash, password) {
+                    matched = Some(None);
+                }
+            }
+            if !ran {
+                // Spend the same time as a real check, so timing does not reveal which names exist.
+                verify_password(DUMMY_HASH, password);
+            }
+            matched
         };
-        match (ok, user) {
-            (true, Some(u)) => {
+        match (matched, user) {
+            (Some(app_password), Some(u)) => {
                 self.clear_failures(username, addr);
                 let p = principal(&u);
-                self.cache
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(
-                        username.to_owned(),
-                        Cached {
-                            digest: self.digest(username, password),
-                            generation,
-                            principal: p.clone(),
-                            expires: now + self.cfg.cache_ttl,
-                        },
-                    );
+                let secs = now_secs();
+                if let (Some(id), Some((_, rec))) = (&app_password, &app)
+                    && rec
+                        .last_used
+                        .is_none_or(|t| secs - t >= TOUCH_INTERVAL_SECS)
+                    && let Err(e) = self.accounts.touch_app_password(u.id, id)
+                {
+                    tracing::warn!(error = %e, "recording an app password's use");
+                }
+                let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+                if cache.len() >= CACHE_PRUNE_AT {
+                    cache.retain(|_, c| c.expires > now && c.generation == generation);
+                }
+                cache.insert(
+                    self.digest(username, password),
+                    Cached {
+                        generation,
+                        principal: p.clone(),
+                        expires: now + self.cfg.cache_ttl,
+                        app_password,
+                        touched: secs,
+                    },
+                );
                 Ok(p)
             }
             _ => {
@@ -190,6 +279,17 @@ impl Authenticator {
         }
         *n += 1;
         HashingPermit(self)
+    }
+
+    /// Whether `password` is (the shape of, and has the id of) one of `username`'s app passwords.
+    /// No argon2: call it on credentials that already authenticated, to tell the two kinds apart.
+    pub fn is_app_password(&self, username: &str, password: &str) -> Result<bool, CoreError> {
+        let (Some(u), Some((_, id))) =
+            (self.accounts.get(username)?, app_passwords::parse(password))
+        else {
+            return Ok(false);
+        };
+        Ok(self.accounts.app_password(u.id, &id)?.is_some())
     }
 
     /// Looks up a user by name without credentials (for a later token-based login).

@@ -8,6 +8,7 @@ mod clock;
 pub mod error;
 pub mod files;
 pub mod locks;
+pub mod oidc;
 pub mod uploads;
 
 pub use accounts::Accounts;
@@ -18,6 +19,7 @@ pub use files::{
     StorageProvider, TrashRecord, Upload, VersionRecord,
 };
 pub use locks::{LockRequest, Locks};
+pub use oidc::{OidcGrants, RefreshUse};
 pub use uploads::Uploads;
 
 use hearth_store::Store;
@@ -37,6 +39,8 @@ pub struct Core {
     pub locks: Arc<Locks>,
     /// Resumable (TUS) uploads.
     pub uploads: Arc<Uploads>,
+    /// OpenID Connect refresh tokens and revoked grant families.
+    pub oidc: Arc<OidcGrants>,
     store: Store,
 }
 
@@ -51,12 +55,14 @@ impl Core {
         let auth = Arc::new(Authenticator::new(accounts.clone(), throttle));
         let locks = Arc::new(Locks::new(store.clone()));
         let uploads = Arc::new(Uploads::new(store.clone(), files.clone())?);
+        let oidc = Arc::new(OidcGrants::new(store.clone()));
         Ok(Self {
             accounts,
             auth,
             files,
             locks,
             uploads,
+            oidc,
             store,
         })
     }

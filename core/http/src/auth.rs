@@ -1,5 +1,5 @@
 //! Who is calling: HTTP Basic credentials (RFC 7617) checked by the domain's authenticator.
-//! Bearer tokens (OIDC) will be accepted here too, yielding the same `Principal`.
+//! `Bearer` access tokens from the embedded OpenID Connect provider yield the same `Principal`.
 
 use crate::util::blocking;
 use crate::{ApiError, AppState};
@@ -23,6 +23,9 @@ pub(crate) async fn authenticate(
     let Some((scheme, rest)) = value.split_once(' ') else {
         return Err(ApiError(CoreError::Unauthenticated));
     };
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return bearer(state, headers, rest.trim()).await;
+    }
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(ApiError(CoreError::Unauthenticated));
     }
@@ -40,4 +43,22 @@ pub(crate) async fn authenticate(
     let (user, pass) = (user.to_owned(), pass.to_owned());
     let auth = state.core.auth.clone();
     blocking(move || auth.verify_basic(&user, &pass, addr)).await
+}
+
+/// A Bearer access token: signature (ES256 only), issuer, audience, expiry, not revoked; then the
+/// account it names must still exist.
+async fn bearer(state: &AppState, headers: &HeaderMap, token: &str) -> Result<Principal, ApiError> {
+    let user = crate::oidc::verify_access(state, token, headers)
+        .ok_or(ApiError(CoreError::Unauthenticated))?;
+    let core = state.core.clone();
+    blocking(move || {
+        let account = core
+            .accounts
+            .get_by_id(user)?
+            .ok_or(CoreError::Unauthenticated)?;
+        core.auth
+            .principal_of(&account.username)?
+            .ok_or(CoreError::Unauthenticated)
+    })
+    .await
 }

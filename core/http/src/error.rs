@@ -1,5 +1,7 @@
 //! The one place where `CoreError` becomes an HTTP/WebDAV response: status code, Sabre-style XML
 //! error body (what the ownCloud clients parse), and `WWW-Authenticate` / `Retry-After` headers.
+//! The JSON API (`/api/v1/…`) gets the same statuses and headers with a JSON body
+//! (`{"error":{"code":…,"message":…}}`, [`ApiError::into_json_response`]).
 
 use axum::response::{IntoResponse, Response};
 use hearth_domain::CoreError;
@@ -64,28 +66,66 @@ pub(crate) fn plain(status: StatusCode, exception: &str, message: &str) -> Respo
     resp
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, exception) = classify(&self.0);
-        let message = match &self.0 {
-            CoreError::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                "Internal error".to_owned()
-            }
-            other => other.to_string(),
-        };
-        let body = hearth_dav_proto::sabre_error(exception, &message);
+/// A short machine-readable code for the JSON API.
+fn json_code(e: &CoreError) -> &'static str {
+    use CoreError::*;
+    match e {
+        NotFound(_) => "not_found",
+        Unauthenticated => "unauthenticated",
+        Throttled(_) => "throttled",
+        PermissionDenied(_) => "forbidden",
+        AlreadyExists(_) => "already_exists",
+        Conflict(_) => "conflict",
+        PreconditionFailed(_) => "precondition_failed",
+        Locked(_) => "locked",
+        QuotaExceeded(_) => "quota_exceeded",
+        BadRequest(_) => "bad_request",
+        ChecksumMismatch(_) => "checksum_mismatch",
+        UploadExpired(_) => "upload_expired",
+        Internal(_) => "internal",
+    }
+}
+
+/// The message a client may see (internal details are logged, not sent).
+fn public_message(e: &CoreError) -> String {
+    match e {
+        CoreError::Internal(detail) => {
+            tracing::error!(%detail, "internal error");
+            "Internal error".to_owned()
+        }
+        other => other.to_string(),
+    }
+}
+
+impl ApiError {
+    /// The error for the JSON API: `{"error":{"code":…,"message":…}}`, same status and headers.
+    pub(crate) fn into_json_response(self) -> Response {
+        let (status, _) = classify(&self.0);
+        let body = serde_json::json!({
+            "error": {"code": json_code(&self.0), "message": public_message(&self.0)}
+        })
+        .to_string();
         let mut resp = (status, body).into_response();
-        let h = resp.headers_mut();
-        h.insert(
+        resp.headers_mut().insert(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("application/xml; charset=utf-8"),
+            HeaderValue::from_static("application/json"),
         );
+        self.add_headers(&mut resp);
+        resp
+    }
+
+    fn add_headers(&self, resp: &mut Response) {
+        let h = resp.headers_mut();
         match &self.0 {
             CoreError::Unauthenticated => {
                 h.insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Basic realm=\"Hearth\", charset=\"UTF-8\""),
+                );
+                // The desktop client chooses OAuth when it sees a Bearer challenge.
+                h.append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"Hearth\""),
                 );
             }
             CoreError::Throttled(secs) => {
@@ -95,6 +135,19 @@ impl IntoResponse for ApiError {
             }
             _ => {}
         }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, exception) = classify(&self.0);
+        let body = hearth_dav_proto::sabre_error(exception, &public_message(&self.0));
+        let mut resp = (status, body).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/xml; charset=utf-8"),
+        );
+        self.add_headers(&mut resp);
         resp
     }
 }

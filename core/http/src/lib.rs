@@ -3,15 +3,18 @@
 //! one place per format: `error.rs` (WebDAV) and `ocs/response.rs` (OCS).
 #![deny(clippy::indexing_slicing)]
 
+mod api;
 mod auth;
 mod dav;
 mod error;
 mod ocs;
+mod oidc;
 mod status;
 mod tus;
 mod util;
 
 pub use error::ApiError;
+pub use oidc::TlsConnection;
 
 use axum::Router;
 use hearth_domain::Core;
@@ -26,6 +29,8 @@ pub struct HttpOptions {
     pub public_url: Option<String>,
     /// Hearth's own CA in PEM, served at `GET /ca.crt` (404 when TLS is off).
     pub ca_pem: Option<String>,
+    /// Where the OpenID Connect provider keeps its signing key (`None`: a key in memory only).
+    pub idp_dir: Option<std::path::PathBuf>,
 }
 
 /// Shared state of all handlers.
@@ -35,6 +40,8 @@ pub struct AppState {
     pub core: Core,
     /// HTTP options.
     pub opts: Arc<HttpOptions>,
+    /// The embedded OpenID Connect provider.
+    pub(crate) idp: Option<Arc<oidc::Idp>>,
 }
 
 /// `GET /ca.crt` (unauthenticated): the CA phones and laptops install to trust this server.
@@ -60,13 +67,24 @@ async fn ca_certificate(
 
 /// The router for every HTTP endpoint.
 pub fn router(core: Core, opts: HttpOptions) -> Router {
+    let idp = oidc::Idp::open(opts.idp_dir.as_deref(), core.oidc.clone())
+        .or_else(|error| {
+            tracing::error!(%error, "the OpenID Connect signing key is unusable; using a temporary one");
+            oidc::Idp::open(None, core.oidc.clone())
+        })
+        .map_err(|error| tracing::error!(%error, "OpenID Connect is disabled"))
+        .ok()
+        .map(Arc::new);
     let state = AppState {
         core,
         opts: Arc::new(opts),
+        idp,
     };
     Router::new()
         .merge(status::routes())
         .merge(ocs::routes())
+        .merge(api::routes())
+        .merge(oidc::routes())
         .route("/data/{token}", axum::routing::any(tus::data))
         .route("/ca.crt", axum::routing::get(ca_certificate))
         .fallback(dav::dispatch)

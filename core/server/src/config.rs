@@ -83,6 +83,8 @@ pub struct AuthConfig {
     pub max_failures: u32,
     /// First block, in seconds (doubles per further failure).
     pub block_secs: u64,
+    /// Whether the account password itself works over Basic auth (app passwords always do).
+    pub account_password_basic: bool,
 }
 
 /// Resumable (TUS) uploads.
@@ -145,6 +147,7 @@ impl Default for AuthConfig {
         Self {
             max_failures: 5,
             block_secs: 30,
+            account_password_basic: true,
         }
     }
 }

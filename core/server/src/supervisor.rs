@@ -144,6 +144,7 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
     let throttle = ThrottleConfig {
         max_failures: cfg.auth.max_failures.max(1),
         block: Duration::from_secs(cfg.auth.block_secs),
+        account_password_basic: cfg.auth.account_password_basic,
         ..ThrottleConfig::default()
     };
     let core = tokio::task::spawn_blocking(move || Core::open(storage, throttle))
@@ -197,6 +198,7 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
                 allow_depth_infinity: cfg.webdav.allow_depth_infinity,
                 public_url: cfg.webdav.public_url.clone(),
                 ca_pem: tls.as_ref().and_then(|m| m.ca_pem.clone()),
+                idp_dir: Some(cfg.data_dir.join("idp")),
             },
         );
         let secure = match &tls {
@@ -221,7 +223,15 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
                     let https = async {
                         match secure {
                             Some((l, acceptor)) => {
-                                serve_https(l, acceptor, router.clone(), cancel.clone()).await
+                                serve_https(
+                                    l,
+                                    acceptor,
+                                    router
+                                        .clone()
+                                        .layer(axum::Extension(hearth_http::TlsConnection)),
+                                    cancel.clone(),
+                                )
+                                .await
                             }
                             None => Ok(()),
                         }

@@ -169,3 +169,27 @@ fn binary_prints_both_addresses_and_info_prints_fingerprints() {
     );
     assert!(text.contains("server SHA-256:"), "{text}");
 }
+
+/// The OIDC issuer names the scheme the request actually used.
+#[tokio::test]
+async fn oidc_issuer_follows_the_scheme() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.tls.enabled = true;
+    let handle = hearth_server::start(cfg).await.unwrap();
+    let https = handle.https_addr().expect("https listener");
+    let http = handle.http_addr().expect("loopback http listener");
+    let ca = std::fs::read(dir.path().join("tls/ca.crt")).unwrap();
+    let path = "/.well-known/openid-configuration";
+    let (status, body) = https_get(&ca, https, "localhost", path).await;
+    assert!(status.contains(" 200 "), "{status}");
+    let body = String::from_utf8_lossy(&body).to_string();
+    assert!(body.contains("\"issuer\":\"https://localhost\""), "{body}");
+    assert!(body.contains(
+        "\"authorization_endpoint\":\"https://localhost/signin/v1/identifier/_/authorize\""
+    ));
+    let tcp = tokio::net::TcpStream::connect(http).await.unwrap();
+    let (_, body) = get(tcp, "localhost", path).await;
+    assert!(String::from_utf8_lossy(&body).contains("\"issuer\":\"http://localhost\""));
+    handle.shutdown().await;
+}

@@ -63,6 +63,46 @@ pub struct UserRecord {
     pub admin: bool,
 }
 
+/// An app password: a random per-device password for Basic-auth clients, shown once at creation.
+///
+/// The password is `ggggg-xxxxx-xxxxx-xxxxx-xxxxx-xxxxx` (30 characters from a 32-letter alphabet,
+/// 150 random bits). The first group (`id`, 25 bits) is not secret: it is the lookup key, so a
+/// Basic login costs one argon2 run however many app passwords the user has. `hash` is the argon2id
+/// PHC string of the whole password without dashes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AppPasswordRecord {
+    /// The first group of the password (unique per user).
+    pub id: String,
+    /// The owner.
+    pub user: UserId,
+    /// What the user called it (e.g. "laptop rclone").
+    pub name: String,
+    /// Argon2id PHC string of the password (dashes removed).
+    pub hash: String,
+    /// Unix seconds.
+    pub created: i64,
+    /// Unix seconds of the last successful login with it (updated at most once a minute).
+    #[serde(default)]
+    pub last_used: Option<i64>,
+}
+
+/// An OIDC refresh token (stored under the hash of the token).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RefreshTokenRecord {
+    /// The OAuth client it was issued to.
+    pub client_id: String,
+    /// The account.
+    pub user: UserId,
+    /// Granted scopes (space separated).
+    pub scope: String,
+    /// The grant family (one authorization code and every token rotated from it).
+    pub family: String,
+    /// Unix seconds.
+    pub expires: i64,
+    /// Already exchanged (rotation): a second use is a replay.
+    pub used: bool,
+}
+
 /// A group of accounts.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct GroupRecord {

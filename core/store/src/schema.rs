@@ -6,8 +6,8 @@
 
 use redb::TableDefinition;
 
-/// The layout version this build writes. (Still 1 after `UPLOADS` was added: a new table changes
-/// no existing layout, and `create_tables` creates it in older databases on open.)
+/// The layout version this build writes. (Still 1 after `UPLOADS` and `APP_PASSWORDS` were added: a
+/// new table changes no existing layout, and `create_tables` creates it in older databases on open.)
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// `key -> bytes`: `schema_version` (u32 LE), `storage_id` (16 bytes).
@@ -36,3 +36,12 @@ pub const TRASH: TableDefinition<(u128, &str), &[u8]> = TableDefinition::new("tr
 pub const VERSIONS: TableDefinition<(u128, u64), &[u8]> = TableDefinition::new("versions");
 /// `upload id -> UploadRecord` (TUS resumable uploads in progress).
 pub const UPLOADS: TableDefinition<&str, &[u8]> = TableDefinition::new("uploads");
+/// `(user id, app password id) -> AppPasswordRecord` (per-device passwords for Basic-auth clients;
+/// the id is the password's first group, kept in clear as a lookup key, see `AppPasswordRecord`).
+pub const APP_PASSWORDS: TableDefinition<(u128, &str), &[u8]> =
+    TableDefinition::new("app_passwords");
+/// `hex SHA-256 of an OIDC refresh token -> RefreshTokenRecord` (the token itself is never stored).
+pub const OIDC_REFRESH: TableDefinition<&str, &[u8]> = TableDefinition::new("oidc_refresh");
+/// `OIDC grant family id -> unix seconds until which it stays listed` (revoked families: their
+/// access and refresh tokens are refused).
+pub const OIDC_REVOKED: TableDefinition<&str, i64> = TableDefinition::new("oidc_revoked");

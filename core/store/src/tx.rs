@@ -3,8 +3,8 @@
 use crate::records::{decode, encode};
 use crate::schema::*;
 use crate::{
-    LockRecord, NodeRecord, SpaceRecord, StoreError, TrashRecord, UploadRecord, UserRecord,
-    VersionRecord,
+    AppPasswordRecord, LockRecord, NodeRecord, RefreshTokenRecord, SpaceRecord, StoreError,
+    TrashRecord, UploadRecord, UserRecord, VersionRecord,
 };
 use hearth_types::{NodeId, SpaceId, UserId};
 use redb::{ReadTransaction, ReadableTable, TableDefinition, WriteTransaction};
@@ -121,6 +121,21 @@ mod read {
         for item in t.range((node, 0u64)..=(node, u64::MAX))? {
             let (_, v) = item?;
             out.push(decode("versions", v.value())?);
+        }
+        Ok(out)
+    }
+
+    pub(super) fn app_passwords(
+        t: &impl ReadableTable<(u128, &'static str), &'static [u8]>,
+        user: u128,
+    ) -> R<Vec<AppPasswordRecord>> {
+        let mut out = Vec::new();
+        for item in t.range((user, "")..)? {
+            let (k, v) = item?;
+            if k.value().0 != user {
+                break;
+            }
+            out.push(decode("app_passwords", v.value())?);
         }
         Ok(out)
     }
@@ -262,6 +277,31 @@ macro_rules! read_methods {
             /// Every resumable upload.
             pub fn uploads(&self) -> R<Vec<UploadRecord>> {
                 read::all("uploads", &self.open(UPLOADS)?)
+            }
+            /// One app password of `user`.
+            pub fn app_password(&self, user: UserId, id: &str) -> R<Option<AppPasswordRecord>> {
+                read::bytes(&self.open(APP_PASSWORDS)?, (user.0.as_u128(), id))?
+                    .map(|b| decode("app_passwords", &b))
+                    .transpose()
+            }
+            /// The app passwords of `user`, ordered by id.
+            pub fn app_passwords(&self, user: UserId) -> R<Vec<AppPasswordRecord>> {
+                read::app_passwords(&self.open(APP_PASSWORDS)?, user.0.as_u128())
+            }
+            /// An OIDC refresh token by the hex SHA-256 of the token.
+            pub fn refresh_token(&self, hash: &str) -> R<Option<RefreshTokenRecord>> {
+                read::bytes(&self.open(OIDC_REFRESH)?, hash)?
+                    .map(|b| decode("oidc_refresh", &b))
+                    .transpose()
+            }
+            /// Every revoked OIDC grant family with the time until which it is kept.
+            pub fn revoked_families(&self) -> R<Vec<(String, i64)>> {
+                let mut out = Vec::new();
+                for item in self.open(OIDC_REVOKED)?.iter()? {
+                    let (k, v) = item?;
+                    out.push((k.value().to_owned(), v.value()));
+                }
+                Ok(out)
             }
         }
     };
@@ -405,6 +445,33 @@ impl WriteTx {
         self.txn.open_table(UPLOADS)?.remove(upload)?;
         Ok(())
     }
+    /// Inserts or replaces an app password.
+    pub fn put_app_password(&self, p: &AppPasswordRecord) -> R<()> {
+        self.txn
+            .open_table(APP_PASSWORDS)?
+            .insert((p.user.0.as_u128(), p.id.as_str()), encode(p).as_slice())?;
+        Ok(())
+    }
+    /// Removes an app password; whether it existed.
+    pub fn remove_app_password(&self, user: UserId, id: &str) -> R<bool> {
+        Ok(self
+            .txn
+            .open_table(APP_PASSWORDS)?
+            .remove((user.0.as_u128(), id))?
+            .is_some())
+    }
+    /// Inserts or replaces an OIDC refresh token (keyed by the hex SHA-256 of the token).
+    pub fn put_refresh_token(&self, hash: &str, r: &RefreshTokenRecord) -> R<()> {
+        self.txn
+            .open_table(OIDC_REFRESH)?
+            .insert(hash, encode(r).as_slice())?;
+        Ok(())
+    }
+    /// Marks an OIDC grant family revoked until `until` (unix seconds).
+    pub fn put_revoked_family(&self, family: &str, until: i64) -> R<()> {
+        self.txn.open_table(OIDC_REVOKED)?.insert(family, until)?;
+        Ok(())
+    }
     /// Creates every table of the schema (so read transactions can open them).
     pub(crate) fn create_tables(&self) -> R<()> {
         self.txn.open_table(META)?;
@@ -420,6 +487,9 @@ impl WriteTx {
         self.txn.open_table(TRASH)?;
         self.txn.open_table(VERSIONS)?;
         self.txn.open_table(UPLOADS)?;
+        self.txn.open_table(APP_PASSWORDS)?;
+        self.txn.open_table(OIDC_REFRESH)?;
+        self.txn.open_table(OIDC_REVOKED)?;
         Ok(())
     }
 }

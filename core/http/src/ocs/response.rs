@@ -102,6 +102,11 @@ impl Ctx {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(CHALLENGE),
                 );
+                // The desktop client chooses OAuth when it sees a Bearer challenge.
+                h.append(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"Hearth\""),
+                );
             }
             CoreError::Throttled(secs) => {
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
