@@ -527,3 +527,38 @@ async fn forged_tokens_are_refused() {
     assert_eq!(propfind(&s, t["id_token"].as_str().unwrap()).await, 401);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn app_passwords_do_not_open_a_sign_in_session() {
+    let s = TestServer::start().await;
+    let r = s
+        .req("POST", &format!("{}/api/v1/app-passwords", s.base))
+        .header("Content-Type", "application/json")
+        .body(r#"{"name":"phone"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    let app_pw = body["password"].as_str().unwrap().to_owned();
+    // The app password works for Basic-auth clients…
+    let r = s
+        .client
+        .get(s.dav(""))
+        .basic_auth("alice", Some(&app_pw))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 401);
+    // …but the sign-in form answers it like a wrong password.
+    let c = no_redirect();
+    let ch = challenge(VERIFIER);
+    let pkce = [
+        ("code_challenge", ch.as_str()),
+        ("code_challenge_method", "S256"),
+    ];
+    let (_, login, cookie) = open_form(&c, &authorize_url(&s, DESKTOP, REDIRECT, &pkce)).await;
+    let r = post_form(&c, &s, &login, &cookie, "alice", &app_pw).await;
+    assert_eq!(r.status(), 401);
+    s.stop().await;
+}

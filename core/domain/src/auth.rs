@@ -187,7 +187,38 @@ impl Authenticator {
         password: &str,
         addr: Option<IpAddr>,
     ) -> Result<Principal, CoreError> {
-        if let Some(p) = self.serve(username, password) {
+        self.verify(
+            username,
+            password,
+            addr,
+            true,
+            self.cfg.account_password_basic,
+        )
+    }
+
+    /// Checks the account password only, as the sign-in form does: app passwords are for
+    /// Basic-auth devices and never open an interactive session, and the
+    /// `account_password_basic` switch does not apply (the form is not Basic auth). Same
+    /// throttling and the same answer for unknown users. Blocking (argon2).
+    pub fn verify_login(
+        &self,
+        username: &str,
+        password: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<Principal, CoreError> {
+        self.verify(username, password, addr, false, true)
+    }
+
+    fn verify(
+        &self,
+        username: &str,
+        password: &str,
+        addr: Option<IpAddr>,
+        allow_app: bool,
+        allow_account: bool,
+    ) -> Result<Principal, CoreError> {
+        // The cache holds Basic credentials (possibly app passwords): only Basic checks use it.
+        if allow_app && let Some(p) = self.serve(username, password) {
             return Ok(p);
         }
         let now = Instant::now();
@@ -198,7 +229,7 @@ impl Authenticator {
         // An app password is found by its id (first group), so at most one argon2 run is spent
         // on it, however many the user has.
         let app = match (&user, app_passwords::parse(password)) {
-            (Some(u), Some((raw, id))) => {
+            (Some(u), Some((raw, id))) if allow_app => {
                 self.accounts.app_password(u.id, &id)?.map(|rec| (raw, rec))
             }
             _ => None,
@@ -206,7 +237,7 @@ impl Authenticator {
         let matched: Option<Option<String>> = {
             let _permit = self.hashing_permit();
             // A client opening many connections at once: the first check fills the cache.
-            if let Some(p) = self.serve(username, password) {
+            if allow_app && let Some(p) = self.serve(username, password) {
                 return Ok(p);
             }
             let mut ran = false;
@@ -218,7 +249,7 @@ impl Authenticator {
                 }
             }
             if matched.is_none()
-                && self.cfg.account_password_basic
+                && allow_account
                 && let Some(u) = &user
             {
                 ran = true;
@@ -244,6 +275,9 @@ impl Authenticator {
                     && let Err(e) = self.accounts.touch_app_password(u.id, id)
                 {
                     tracing::warn!(error = %e, "recording an app password's use");
+                }
+                if !allow_app {
+                    return Ok(p);
                 }
                 let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
                 if cache.len() >= CACHE_PRUNE_AT {

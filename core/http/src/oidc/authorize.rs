@@ -147,7 +147,7 @@ pub(crate) async fn submit(State(state): State<AppState>, req: Request) -> Respo
     let pass = p.get("password").cloned().unwrap_or_default();
     let core_auth = state.core.auth.clone();
     let u = user.clone();
-    match blocking(move || core_auth.verify_basic(&u, &pass, addr)).await {
+    match blocking(move || core_auth.verify_login(&u, &pass, addr)).await {
         Ok(principal) => match idp.grants.issue_code(&login, principal.id) {
             Some(code) => {
                 let mut q = form_urlencoded::Serializer::new(String::new());
