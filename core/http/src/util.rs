@@ -53,3 +53,42 @@ pub(crate) fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(CoreError::BadRequest(msg.into()))
 }
+
+/// Streams a request body into `sink` with constant memory: the network side feeds a bounded
+/// channel, a blocking thread calls `write` for each chunk. Returns the sink and whether the body
+/// arrived whole (`false`: the client broke off; what arrived was written).
+pub(crate) async fn pump<S: Send + 'static>(
+    body: axum::body::Body,
+    mut sink: S,
+    mut write: impl FnMut(&mut S, &[u8]) -> Result<(), CoreError> + Send + 'static,
+) -> Result<(S, bool), ApiError> {
+    use futures_util::StreamExt;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
+    let writer = tokio::task::spawn_blocking(move || -> Result<S, CoreError> {
+        while let Some(chunk) = rx.blocking_recv() {
+            write(&mut sink, &chunk)?;
+        }
+        Ok(sink)
+    });
+    let mut stream = body.into_data_stream();
+    let mut whole = true;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(c) => {
+                if tx.send(c).await.is_err() {
+                    break;
+                }
+            }
+            Err(_) => {
+                whole = false;
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let sink = writer
+        .await
+        .map_err(|e| ApiError(CoreError::Internal(format!("upload writer failed: {e}"))))?
+        .map_err(ApiError)?;
+    Ok((sink, whole))
+}

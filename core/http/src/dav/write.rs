@@ -8,7 +8,6 @@ use crate::util::{bad, header};
 use crate::{ApiError, AppState};
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use hearth_domain::files::ChecksumAlgo;
 use hearth_domain::{CoreError, Principal, PutOptions, StorageProvider};
 use http::{HeaderMap, HeaderValue, StatusCode};
@@ -151,42 +150,16 @@ pub(crate) fn upload_response(
     resp
 }
 
-/// Streams a request body into a new upload: the network side feeds a bounded channel, a
-/// blocking writer hashes and writes. A body that breaks off leaves nothing behind.
+/// Streams a request body into a new upload (hashed as it is written). A body that breaks off
+/// leaves nothing behind.
 pub(crate) async fn receive(
     state: &AppState,
     body: axum::body::Body,
 ) -> Result<hearth_domain::Upload, ApiError> {
     let files = state.core.files.clone();
-    let mut up = crate::util::blocking(move || files.begin_upload()).await?;
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
-    let writer = tokio::task::spawn_blocking(move || -> Result<_, CoreError> {
-        while let Some(chunk) = rx.blocking_recv() {
-            up.write(&chunk)?;
-        }
-        Ok(up)
-    });
-    let mut stream = body.into_data_stream();
-    let mut broken = false;
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(c) => {
-                if tx.send(c).await.is_err() {
-                    break;
-                }
-            }
-            Err(_) => {
-                broken = true;
-                break;
-            }
-        }
-    }
-    drop(tx);
-    let up = writer
-        .await
-        .map_err(|e| ApiError(CoreError::Internal(format!("upload writer failed: {e}"))))?
-        .map_err(ApiError)?;
-    if broken {
+    let up = crate::util::blocking(move || files.begin_upload()).await?;
+    let (up, whole) = crate::util::pump(body, up, |u, b| u.write(b)).await?;
+    if !whole {
         // Dropping the upload removes its temporary file: nothing is stored.
         return Err(bad("the request body was cut off"));
     }

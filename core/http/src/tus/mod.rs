@@ -16,7 +16,6 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use futures_util::StreamExt;
 use hearth_domain::files::ChecksumAlgo;
 use hearth_domain::uploads::{NewUpload, Progress, Session};
 use hearth_domain::{CoreError, Principal, ResourceInfo, StorageProvider};
@@ -227,37 +226,11 @@ fn mtime_header(h: &mut HeaderMap, p: &Progress) {
     }
 }
 
-/// Streams a request body into an upload with constant memory: the network side feeds a bounded
-/// channel, a blocking writer appends. A body that breaks off keeps what arrived (the client
-/// resumes from the offset HEAD reports) and is answered with 400.
-async fn stream_into(mut session: Session, body: Body) -> Result<Progress, ApiError> {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
-    let writer = tokio::task::spawn_blocking(move || -> Result<Session, CoreError> {
-        while let Some(chunk) = rx.blocking_recv() {
-            session.write(&chunk)?;
-        }
-        Ok(session)
-    });
-    let mut stream = body.into_data_stream();
-    let mut broken = false;
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(c) => {
-                if tx.send(c).await.is_err() {
-                    break;
-                }
-            }
-            Err(_) => {
-                broken = true;
-                break;
-            }
-        }
-    }
-    drop(tx);
-    let session = writer
-        .await
-        .map_err(|e| ApiError(CoreError::Internal(format!("upload writer failed: {e}"))))?
-        .map_err(ApiError)?;
+/// Streams a request body into an upload with constant memory. A body that breaks off keeps what
+/// arrived (the client resumes from the offset HEAD reports) and is answered with 400.
+async fn stream_into(session: Session, body: Body) -> Result<Progress, ApiError> {
+    let (session, whole) = crate::util::pump(body, session, |s, b| s.write(b)).await?;
+    let broken = !whole;
     let progress = blocking(move || session.commit(!broken)).await?;
     if broken {
         return Err(bad("the request body was cut off"));
