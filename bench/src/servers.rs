@@ -178,8 +178,13 @@ async fn start_hearth(bins: &Binaries, dir: &Path, password: &str) -> Result<Run
     let mut lines = BufReader::new(stdout).lines();
     let addr = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = lines.next_line().await? {
-            if let Some(addr) = line.trim().strip_prefix("READY http=") {
-                return Ok(addr.trim().to_owned());
+            // `READY http=ADDR [https=ADDR]`
+            if let Some(addr) = line
+                .trim()
+                .strip_prefix("READY http=")
+                .and_then(|r| r.split_whitespace().next())
+            {
+                return Ok(addr.to_owned());
             }
         }
         bail!("hearth closed stdout without printing `READY http=ADDR`")

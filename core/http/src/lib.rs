@@ -9,12 +9,14 @@ mod dav;
 mod error;
 mod ocs;
 mod oidc;
+mod runtime;
 mod status;
 mod tus;
 mod util;
 
 pub use error::ApiError;
 pub use oidc::TlsConnection;
+pub use runtime::{Health, RuntimeStatus, TlsSummary};
 
 use axum::Router;
 use hearth_domain::Core;
@@ -31,6 +33,8 @@ pub struct HttpOptions {
     pub ca_pem: Option<String>,
     /// Where the OpenID Connect provider keeps its signing key (`None`: a key in memory only).
     pub idp_dir: Option<std::path::PathBuf>,
+    /// The runtime's health and certificate, for `GET /api/v1/status`.
+    pub runtime: Option<Arc<dyn RuntimeStatus>>,
 }
 
 /// Shared state of all handlers.
@@ -84,6 +88,7 @@ pub fn router(core: Core, opts: HttpOptions) -> Router {
         .merge(status::routes())
         .merge(ocs::routes())
         .merge(api::routes())
+        .merge(runtime::routes())
         .merge(oidc::routes())
         .route("/data/{token}", axum::routing::any(tus::data))
         .route("/ca.crt", axum::routing::get(ca_certificate))

@@ -2,6 +2,7 @@
 //! (`__` separates nested keys, e.g. `HEARTH_STORAGE__DEFAULT_QUOTA`). Unknown keys are errors
 //! that name the key.
 
+pub use crate::listener::PlainHttp;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,21 +35,32 @@ pub struct Config {
     pub tls: TlsConfig,
 }
 
-/// HTTPS: with `enabled`, `listen` serves HTTPS (a certificate from Hearth's own CA in
-/// `<data_dir>/tls`, or `cert_file`/`key_file`) and plain HTTP stays on `http_listen` only.
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+/// HTTPS on the main port. With `enabled` (the default) the port speaks both: a TLS handshake
+/// gets HTTPS (a certificate from Hearth's own CA in `<data_dir>/tls`, or `cert_file`/`key_file`),
+/// and a plain HTTP request is served only to the peers `plain_http` allows; others are redirected
+/// to `https://`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct TlsConfig {
-    /// Serve HTTPS on `listen`. Off for now so the current tests and CI keep plain HTTP; a later
-    /// step flips this default once the desktop flow (trusting the CA) exists.
+    /// Serve HTTPS on `listen` (off: plain HTTP for everyone, e.g. behind a TLS proxy).
     pub enabled: bool,
     /// A user-provided certificate chain (PEM, leaf first) replacing the generated one.
     pub cert_file: Option<PathBuf>,
     /// Its private key (PEM).
     pub key_file: Option<PathBuf>,
-    /// With TLS on: the plain-HTTP listener for local clients (default `127.0.0.1:0`, loopback
-    /// only, a free port printed in the READY line). Ignored with TLS off (`listen` is HTTP then).
-    pub http_listen: Option<SocketAddr>,
+    /// Who may still use plain HTTP on the port: `loopback` (default), `everywhere`, `nowhere`.
+    pub plain_http: PlainHttp,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cert_file: None,
+            key_file: None,
+            plain_http: PlainHttp::Loopback,
+        }
+    }
 }
 
 /// Storage settings.

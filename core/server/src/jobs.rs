@@ -1,5 +1,6 @@
 //! Background jobs (one supervised service): the scan that notices changes made directly on disk
-//! by the host user, and the purge of expired trash and unfinished uploads.
+//! by the host user, and the purge of expired trash, unfinished uploads and sign-in grants
+//! (expired refresh tokens, revoked families whose tokens have all expired).
 
 use crate::config::JobsConfig;
 use hearth_domain::Core;
@@ -49,6 +50,14 @@ pub(crate) async fn run(
                     .map_err(|e| format!("upload purge failed: {e}"))?;
                 if n > 0 {
                     tracing::info!(uploads = n, "removed expired uploads");
+                }
+                let oidc = core.oidc.clone();
+                let (families, tokens) = tokio::task::spawn_blocking(move || oidc.prune())
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .map_err(|e| format!("pruning sign-in grants failed: {e}"))?;
+                if families + tokens > 0 {
+                    tracing::info!(families, tokens, "pruned expired sign-in grants");
                 }
                 // Chunked uploads nobody touched for a day are abandoned.
                 let files = core.files.clone();

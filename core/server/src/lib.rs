@@ -6,6 +6,7 @@
 
 pub mod config;
 mod jobs;
+mod listener;
 mod supervisor;
 pub mod tls;
 

@@ -5,6 +5,7 @@
 
 use crate::config::Config;
 use crate::jobs;
+use crate::listener::{self, MainPort};
 use hearth_domain::{Core, CoreError, StorageOptions, ThrottleConfig};
 use hearth_http::HttpOptions;
 use std::future::Future;
@@ -69,19 +70,25 @@ pub struct ServerHandle {
     cancel: CancellationToken,
     tasks: Vec<(String, JoinHandle<()>)>,
     core: Core,
+    tls: Option<Arc<crate::tls::LiveTls>>,
     clean: bool,
 }
 
 impl ServerHandle {
-    /// The bound plain-HTTP address: `listen` with TLS off, `tls.http_listen` with TLS on
-    /// (`None` if the http service does not run here).
+    /// The bound main port (`None` if the http service does not run here). With TLS on it
+    /// speaks plain HTTP too, to the peers `tls.plain_http` allows (default: loopback).
     pub fn http_addr(&self) -> Option<SocketAddr> {
         self.http_addr
     }
 
-    /// The bound HTTPS address (`listen` with TLS on).
+    /// The bound main port when it speaks HTTPS (TLS on), else `None`.
     pub fn https_addr(&self) -> Option<SocketAddr> {
         self.https_addr
+    }
+
+    /// The live TLS state (TLS on): fingerprints, and re-issuing on a change of names.
+    pub fn tls(&self) -> Option<&Arc<crate::tls::LiveTls>> {
+        self.tls.as_ref()
     }
 
     /// The status channel.
@@ -154,91 +161,72 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
     let mut services: Vec<(String, ServiceFn)> = Vec::new();
     let mut http_addr = None;
     let mut https_addr = None;
+    let (status_tx, status) = watch::channel(Status::Running);
+    let mut live_tls = None;
     if selected.iter().any(|s| s == "http") {
-        let tls = if cfg.tls.enabled {
+        if cfg.tls.enabled {
             let (dir, c, k) = (
                 cfg.data_dir.clone(),
                 cfg.tls.cert_file.clone(),
                 cfg.tls.key_file.clone(),
             );
-            let material = tokio::task::spawn_blocking(move || {
-                crate::tls::ensure(&dir, c.as_deref(), k.as_deref())
+            let live = tokio::task::spawn_blocking(move || {
+                crate::tls::LiveTls::load(&dir, c.as_deref(), k.as_deref())
             })
             .await
             .map_err(|e| CoreError::Internal(e.to_string()))??;
+            let summary = live.summary();
             tracing::info!(
-                ca = %material.ca_fingerprint,
-                server = %material.server_fingerprint,
+                ca = %summary.ca_sha256,
+                server = %summary.server_sha256,
                 "TLS certificate fingerprints (SHA-256)"
             );
-            Some(material)
-        } else {
-            None
-        };
+            live_tls = Some(live);
+        }
         let main = bind(cfg.listen)?;
-        let plain = match &tls {
-            None => Some(Arc::new(main.try_clone().map_err(|source| {
-                StartError::Bind {
-                    addr: cfg.listen,
-                    source,
-                }
-            })?)),
-            Some(_) => {
-                let addr = cfg
-                    .tls
-                    .http_listen
-                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-                Some(Arc::new(bind(addr)?))
-            }
-        };
-        http_addr = plain.as_ref().and_then(|l| l.local_addr().ok());
+        let addr = main.local_addr().map_err(|source| StartError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+        http_addr = Some(addr);
+        let runtime = Arc::new(Runtime {
+            status: status.clone(),
+            tls: live_tls.clone(),
+        });
         let router = hearth_http::router(
             core.clone(),
             HttpOptions {
                 allow_depth_infinity: cfg.webdav.allow_depth_infinity,
                 public_url: cfg.webdav.public_url.clone(),
-                ca_pem: tls.as_ref().and_then(|m| m.ca_pem.clone()),
+                ca_pem: live_tls.as_ref().and_then(|t| t.ca_pem()),
                 idp_dir: Some(cfg.data_dir.join("idp")),
+                runtime: Some(runtime),
             },
         );
-        let secure = match &tls {
-            Some(material) => {
-                https_addr = main.local_addr().ok();
-                let acceptor = tokio_rustls::TlsAcceptor::from(material.server_config()?);
-                Some((Arc::new(main), acceptor))
+        let tls = match &live_tls {
+            Some(live) => {
+                https_addr = Some(addr);
+                Some(tokio_rustls::TlsAcceptor::from(live.server_config()?))
             }
             None => None,
         };
+        let port = MainPort {
+            listener: Arc::new(main),
+            router,
+            tls,
+            plain: cfg.tls.plain_http,
+        };
+        let live = live_tls.clone();
         services.push((
             "http".into(),
             Arc::new(move |cancel| {
-                let (plain, secure, router) = (plain.clone(), secure.clone(), router.clone());
+                let (port, live) = (port.clone(), live.clone());
                 Box::pin(async move {
-                    let http = async {
-                        match plain {
-                            Some(l) => serve_http(l, router.clone(), cancel.clone()).await,
-                            None => Ok(()),
-                        }
-                    };
-                    let https = async {
-                        match secure {
-                            Some((l, acceptor)) => {
-                                serve_https(
-                                    l,
-                                    acceptor,
-                                    router
-                                        .clone()
-                                        .layer(axum::Extension(hearth_http::TlsConnection)),
-                                    cancel.clone(),
-                                )
-                                .await
-                            }
-                            None => Ok(()),
-                        }
-                    };
-                    futures_util::future::try_join(http, https)
-                        .await
-                        .map(|_| ())
+                    // The certificate follows the machine's names while the port is served.
+                    if let Some(live) = live {
+                        tokio::spawn(live.watch(cancel.child_token()));
+                    }
+                    listener::serve(port, cancel).await
                 })
             }),
         ));
@@ -251,7 +239,6 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
         ));
     }
 
-    let (status_tx, status) = watch::channel(Status::Running);
     let status_tx = Arc::new(status_tx);
     let cancel = CancellationToken::new();
     let tasks = services
@@ -274,29 +261,9 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
         cancel,
         tasks,
         core,
+        tls: live_tls,
         clean: false,
     })
-}
-
-async fn serve_http(
-    listener: Arc<std::net::TcpListener>,
-    router: axum::Router,
-    cancel: CancellationToken,
-) -> Result<(), String> {
-    use axum::serve::ListenerExt;
-    let std_listener = listener.try_clone().map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
-    // Small WebDAV requests stall ~40 ms per round trip without TCP_NODELAY (Nagle + delayed ACK).
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { cancel.cancelled().await })
-    .await
-    .map_err(|e| e.to_string())
 }
 
 /// Binds a non-blocking TCP listener.
@@ -309,89 +276,34 @@ fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
     Ok(listener)
 }
 
-/// A listener yielding connections whose TLS handshake is done. Handshakes run in their own
-/// tasks (bounded by a timeout) so a slow client cannot hold up the accept loop.
-struct TlsListener {
-    ready: tokio::sync::mpsc::Receiver<(TlsStream, SocketAddr)>,
-    local: SocketAddr,
+/// The status API's view of the supervisor.
+#[derive(Debug)]
+struct Runtime {
+    status: watch::Receiver<Status>,
+    tls: Option<Arc<crate::tls::LiveTls>>,
 }
 
-type TlsStream = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept loop has stopped (shutdown): wait for the graceful shutdown signal.
-            None => std::future::pending().await,
+impl hearth_http::RuntimeStatus for Runtime {
+    fn health(&self) -> hearth_http::Health {
+        match &*self.status.borrow() {
+            Status::Running => hearth_http::Health {
+                state: "running",
+                detail: None,
+            },
+            Status::Degraded { service, error } => hearth_http::Health {
+                state: "degraded",
+                detail: Some(format!("{service}: {error}")),
+            },
+            Status::Stopping => hearth_http::Health {
+                state: "stopping",
+                detail: None,
+            },
         }
     }
 
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
+    fn tls(&self) -> Option<hearth_http::TlsSummary> {
+        self.tls.as_ref().map(|t| t.summary())
     }
-}
-
-/// Time a client gets to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
-
-async fn serve_https(
-    listener: Arc<std::net::TcpListener>,
-    acceptor: tokio_rustls::TlsAcceptor,
-    router: axum::Router,
-    cancel: CancellationToken,
-) -> Result<(), String> {
-    use axum::serve::ListenerExt;
-    let std_listener = listener.try_clone().map_err(|e| e.to_string())?;
-    let tcp = tokio::net::TcpListener::from_std(std_listener).map_err(|e| e.to_string())?;
-    let local = tcp.local_addr().map_err(|e| e.to_string())?;
-    let (tx, ready) = tokio::sync::mpsc::channel(64);
-    let stop = cancel.child_token();
-    let accept_stop = stop.clone();
-    let accept_loop = tokio::spawn(async move {
-        loop {
-            let accepted = tokio::select! {
-                _ = accept_stop.cancelled() => return,
-                a = tcp.accept() => a,
-            };
-            let (stream, peer) = match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // E.g. EMFILE: back off instead of spinning.
-                    tracing::warn!(error = %e, "accepting a TLS connection failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            // Small WebDAV requests stall ~40 ms per round trip without TCP_NODELAY.
-            let _ = stream.set_nodelay(true);
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => {
-                        let _ = tx.send((tls, peer)).await;
-                    }
-                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                }
-            });
-        }
-    });
-    // `tap_io` only to get axum's `ConnectInfo<SocketAddr>` for a custom listener.
-    let listener = TlsListener { ready, local }.tap_io(|_| {});
-    let served = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move { cancel.cancelled().await })
-    .await
-    .map_err(|e| e.to_string());
-    stop.cancel();
-    let _ = accept_loop.await;
-    served
 }
 
 /// Failures within this window count towards `Degraded`.

@@ -27,7 +27,12 @@ fn cli_user_and_server_lifecycle() {
     BufReader::new(server.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let addr = line.trim().strip_prefix("READY http=").expect("READY line");
+    // `READY http=ADDR https=ADDR`: TLS is on by default, on the same port.
+    let addr = line
+        .trim()
+        .strip_prefix("READY http=")
+        .and_then(|r| r.split_whitespace().next())
+        .expect("READY line");
     assert!(
         addr.starts_with("127.0.0.1:") && !addr.ends_with(":0"),
         "{line}"
@@ -69,6 +74,7 @@ fn start_server(dir: &std::path::Path) -> (std::process::Child, String) {
     let addr = line
         .trim()
         .strip_prefix("READY http=")
+        .and_then(|r| r.split_whitespace().next())
         .expect("READY line")
         .to_owned();
     (server, addr)

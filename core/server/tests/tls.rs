@@ -1,6 +1,7 @@
 //! HTTPS with the generated CA: a rustls client that trusts only that CA reaches the server over
-//! real TLS as `localhost` and `127.0.0.1`; `/ca.crt` serves the CA on disk; plain HTTP stays on
-//! loopback; the binary prints `READY http=… https=…`.
+//! real TLS as every name it advertises; `/ca.crt` serves the CA on disk; plain HTTP on the same
+//! port is served to loopback and redirected elsewhere; the certificate follows a change of
+//! address; the status API shows the fingerprints; the binary prints `READY http=… https=…`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -76,7 +77,7 @@ async fn https_get(ca: &[u8], addr: SocketAddr, name: &str, path: &str) -> (Stri
     get(tls, name, path).await
 }
 
-/// HTTP only, on a free loopback port.
+/// A free loopback port (TLS on, the default).
 fn config(dir: &std::path::Path) -> hearth_server::Config {
     hearth_server::Config {
         data_dir: dir.to_path_buf(),
@@ -86,16 +87,29 @@ fn config(dir: &std::path::Path) -> hearth_server::Config {
     }
 }
 
+/// Connects over TLS to `addr`, verifying the certificate for `name`; the SHA-256 of the
+/// certificate presented, or the handshake error.
+async fn presented(ca: &[u8], addr: SocketAddr, name: &str) -> Result<String, std::io::Error> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let server_name = ServerName::try_from(name.to_owned()).unwrap();
+    let tls = connector(ca).connect(server_name, tcp).await?;
+    let cert = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+    Ok(hearth_server::tls::fingerprint(cert.as_ref()))
+}
+
+async fn status_json(ca: &[u8], addr: SocketAddr) -> serde_json::Value {
+    let (status, body) = https_get(ca, addr, "localhost", "/api/v1/status").await;
+    assert!(status.contains(" 200 "), "{status}");
+    serde_json::from_slice(&body).unwrap()
+}
+
 #[tokio::test]
-async fn https_with_the_generated_ca() {
+async fn https_by_default_with_the_generated_ca() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
-    cfg.tls.enabled = true;
-    let handle = hearth_server::start(cfg).await.unwrap();
-    let https = handle.https_addr().expect("https listener");
-    let http = handle.http_addr().expect("loopback http listener");
-    assert!(http.ip().is_loopback());
-    assert_ne!(http, https);
+    let handle = hearth_server::start(config(dir.path())).await.unwrap();
+    let https = handle.https_addr().expect("TLS is on by default");
+    let http = handle.http_addr().unwrap();
+    assert_eq!(http, https, "one port speaks both");
 
     let ca = std::fs::read(dir.path().join("tls/ca.crt")).unwrap();
     for name in ["localhost", "127.0.0.1"] {
@@ -106,27 +120,170 @@ async fn https_with_the_generated_ca() {
         assert!(status.contains(" 200 "), "{status}");
         assert_eq!(body, ca, "/ca.crt is the CA on disk");
     }
+    // Every advertised name verifies (DNS names are dialled on loopback with that name as SNI).
+    let summary = handle.tls().unwrap().summary();
+    assert!(summary.names.iter().any(|n| n == "localhost"));
+    for name in &summary.names {
+        let fp = presented(&ca, https, name).await;
+        assert_eq!(fp.unwrap(), summary.server_sha256, "{name}");
+    }
 
     // A client trusting another CA is refused.
     let other = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let tcp = tokio::net::TcpStream::connect(https).await.unwrap();
-    let refused = connector(other.cert.pem().as_bytes())
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await;
-    assert!(refused.is_err());
+    assert!(
+        presented(other.cert.pem().as_bytes(), https, "localhost")
+            .await
+            .is_err()
+    );
 
-    // Plain HTTP on the loopback listener serves the same router.
+    // Plain HTTP from this machine is served on the same port.
     let tcp = tokio::net::TcpStream::connect(http).await.unwrap();
     let (status, body) = get(tcp, "localhost", "/ca.crt").await;
     assert!(status.contains(" 200 "), "{status}");
     assert_eq!(body, ca);
+
+    // The status API shows the fingerprints of the CA and of the certificate presented.
+    let v = status_json(&ca, https).await;
+    let der = CertificateDer::from_pem_slice(&ca).unwrap();
+    assert_eq!(v["tls"]["enabled"], true);
+    assert_eq!(
+        v["tls"]["ca_sha256"],
+        hearth_server::tls::fingerprint(der.as_ref())
+    );
+    assert_eq!(v["tls"]["server_sha256"], summary.server_sha256);
+    assert_eq!(v["tls"]["ca_url"], "/ca.crt");
+    assert_eq!(v["health"]["state"], "running");
     handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn plain_http_elsewhere_is_redirected_to_https() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.tls.plain_http = hearth_server::config::PlainHttp::Nowhere;
+    let handle = hearth_server::start(cfg).await.unwrap();
+    let addr = handle.https_addr().unwrap();
+    let host = format!("localhost:{}", addr.port());
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "PUT /remote.php/dav/files/alice/x.txt?a=1 HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n"
+    );
+    let (status, head) = raw(tcp, &req).await;
+    assert!(status.contains(" 308 "), "{status}");
+    assert!(
+        head.contains(&format!(
+            "location: https://{host}/remote.php/dav/files/alice/x.txt?a=1"
+        )),
+        "{head}"
+    );
+    // No Host: nothing to redirect to.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (status, _) = raw(tcp, "GET / HTTP/1.0\r\n\r\n").await;
+    assert!(status.contains(" 400 "), "{status}");
+    // The same port still speaks TLS.
+    let ca = std::fs::read(dir.path().join("tls/ca.crt")).unwrap();
+    let (status, _) = https_get(&ca, addr, "localhost", "/status.php").await;
+    assert!(status.contains(" 200 "), "{status}");
+    handle.shutdown().await;
+}
+
+/// The default policy as a LAN client sees it: plain HTTP to a non-loopback address of this
+/// machine is redirected, while loopback is served (skipped only on a machine without any
+/// non-loopback IPv4 address, where no LAN client could exist).
+#[tokio::test]
+async fn lan_clients_are_redirected_loopback_is_served() {
+    let lan: Vec<std::net::IpAddr> = hearth_server::tls::machine_names()
+        .iter()
+        .filter_map(|n| n.parse::<std::net::IpAddr>().ok())
+        .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
+        .collect();
+    let Some(lan_ip) = lan.first().copied() else {
+        eprintln!("no non-loopback IPv4 address on this machine: nothing to test");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path());
+    cfg.listen = "0.0.0.0:0".parse().unwrap();
+    let handle = hearth_server::start(cfg).await.unwrap();
+    let port = handle.https_addr().unwrap().port();
+    let lan_addr = SocketAddr::new(lan_ip, port);
+    let tcp = tokio::net::TcpStream::connect(lan_addr).await.unwrap();
+    let (status, head) = raw(
+        tcp,
+        &format!("GET /status.php HTTP/1.1\r\nHost: {lan_addr}\r\n\r\n"),
+    )
+    .await;
+    assert!(status.contains(" 308 "), "{status}");
+    assert!(
+        head.contains(&format!("location: https://{lan_addr}/status.php")),
+        "{head}"
+    );
+    // The certificate covers the LAN address.
+    let ca = std::fs::read(dir.path().join("tls/ca.crt")).unwrap();
+    let (status, _) = https_get(&ca, lan_addr, &lan_ip.to_string(), "/status.php").await;
+    assert!(status.contains(" 200 "), "{status}");
+    let tcp = tokio::net::TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))
+        .await
+        .unwrap();
+    let (status, _) = get(tcp, "localhost", "/status.php").await;
+    assert!(status.contains(" 200 "), "{status}");
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn certificate_follows_a_change_of_address_without_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = hearth_server::start(config(dir.path())).await.unwrap();
+    let addr = handle.https_addr().unwrap();
+    let ca = std::fs::read(dir.path().join("tls/ca.crt")).unwrap();
+    let live = handle.tls().unwrap().clone();
+    let before = live.summary();
+    assert!(presented(&ca, addr, "10.99.0.7").await.is_err());
+    // Nothing changed: nothing re-issued.
+    assert!(!live.refresh_for(&before.names).unwrap());
+    // The machine moved to another network.
+    let mut names = before.names.clone();
+    names.push("10.99.0.7".into());
+    assert!(
+        tokio::task::spawn_blocking({
+            let live = live.clone();
+            move || live.refresh_for(&names).unwrap()
+        })
+        .await
+        .unwrap()
+    );
+    let after = live.summary();
+    assert_eq!(after.ca_sha256, before.ca_sha256, "same CA");
+    assert_ne!(after.server_sha256, before.server_sha256, "re-issued");
+    assert_eq!(
+        presented(&ca, addr, "10.99.0.7").await.unwrap(),
+        after.server_sha256
+    );
+    assert_eq!(
+        presented(&ca, addr, "localhost").await.unwrap(),
+        after.server_sha256
+    );
+    let v = status_json(&ca, addr).await;
+    assert_eq!(v["tls"]["server_sha256"], after.server_sha256);
+    handle.shutdown().await;
+}
+
+/// Sends a raw request; (status line, lower-cased head).
+async fn raw(mut stream: tokio::net::TcpStream, req: &str) -> (String, String) {
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = stream.read_to_end(&mut buf).await;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let head = text.split("\r\n\r\n").next().unwrap_or_default().to_owned();
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, head.to_ascii_lowercase())
 }
 
 #[tokio::test]
 async fn ca_is_404_without_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
+    let mut cfg = config(dir.path());
+    cfg.tls.enabled = false;
     let handle = hearth_server::start(cfg).await.unwrap();
     assert!(handle.https_addr().is_none());
     let tcp = tokio::net::TcpStream::connect(handle.http_addr().unwrap())
@@ -134,6 +291,12 @@ async fn ca_is_404_without_tls() {
         .unwrap();
     let (status, _) = get(tcp, "localhost", "/ca.crt").await;
     assert!(status.contains(" 404 "), "{status}");
+    let tcp = tokio::net::TcpStream::connect(handle.http_addr().unwrap())
+        .await
+        .unwrap();
+    let (_, body) = get(tcp, "localhost", "/api/v1/status").await;
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(v["tls"]["enabled"], false);
     handle.shutdown().await;
 }
 
@@ -142,7 +305,6 @@ fn binary_prints_both_addresses_and_info_prints_fingerprints() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = common::hearth(dir.path())
         .args(["server", "--listen", "127.0.0.1:0"])
-        .env("HEARTH_TLS__ENABLED", "true")
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -154,8 +316,8 @@ fn binary_prints_both_addresses_and_info_prints_fingerprints() {
     let _ = child.wait();
     let rest = line.trim().strip_prefix("READY http=").expect("READY line");
     let (http, https) = rest.split_once(" https=").expect("both addresses");
-    http.parse::<SocketAddr>().unwrap();
-    https.parse::<SocketAddr>().unwrap();
+    let http = http.parse::<SocketAddr>().unwrap();
+    assert_eq!(http, https.parse::<SocketAddr>().unwrap(), "one port");
 
     let out = common::hearth(dir.path()).arg("info").output().unwrap();
     assert!(out.status.success());
@@ -174,11 +336,10 @@ fn binary_prints_both_addresses_and_info_prints_fingerprints() {
 #[tokio::test]
 async fn oidc_issuer_follows_the_scheme() {
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = config(dir.path());
-    cfg.tls.enabled = true;
+    let cfg = config(dir.path());
     let handle = hearth_server::start(cfg).await.unwrap();
     let https = handle.https_addr().expect("https listener");
-    let http = handle.http_addr().expect("loopback http listener");
+    let http = handle.http_addr().unwrap();
     let ca = std::fs::read(dir.path().join("tls/ca.crt")).unwrap();
     let path = "/.well-known/openid-configuration";
     let (status, body) = https_get(&ca, https, "localhost", path).await;

@@ -467,6 +467,38 @@ impl WriteTx {
             .insert(hash, encode(r).as_slice())?;
         Ok(())
     }
+    /// Removes what has expired by `now` (unix seconds): revoked grant families past their
+    /// listing time and refresh tokens past their expiry. Returns (families, tokens) removed.
+    pub fn prune_oidc(&self, now: i64) -> R<(usize, usize)> {
+        let mut families = 0;
+        self.txn.open_table(OIDC_REVOKED)?.retain(|_, until| {
+            let keep = until > now;
+            families += usize::from(!keep);
+            keep
+        })?;
+        let mut tokens = 0;
+        self.txn.open_table(OIDC_REFRESH)?.retain(|_, bytes| {
+            // A record that does not decode is kept (never silently dropped).
+            let keep = decode::<RefreshTokenRecord>("oidc_refresh", bytes)
+                .map(|r| r.expires > now)
+                .unwrap_or(true);
+            tokens += usize::from(!keep);
+            keep
+        })?;
+        Ok((families, tokens))
+    }
+    /// Removes every refresh token of a grant family; how many there were.
+    pub fn remove_refresh_family(&self, family: &str) -> R<usize> {
+        let mut removed = 0;
+        self.txn.open_table(OIDC_REFRESH)?.retain(|_, bytes| {
+            let keep = decode::<RefreshTokenRecord>("oidc_refresh", bytes)
+                .map(|r| r.family != family)
+                .unwrap_or(true);
+            removed += usize::from(!keep);
+            keep
+        })?;
+        Ok(removed)
+    }
     /// Marks an OIDC grant family revoked until `until` (unix seconds).
     pub fn put_revoked_family(&self, family: &str, until: i64) -> R<()> {
         self.txn.open_table(OIDC_REVOKED)?.insert(family, until)?;

@@ -9,7 +9,7 @@ use hearth_store::RefreshTokenRecord;
 use hearth_types::UserId;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -61,7 +61,8 @@ pub(crate) struct Code {
 struct Inner {
     logins: HashMap<String, (AuthRequest, Instant)>,
     codes: HashMap<[u8; 32], Code>,
-    revoked: HashSet<String>,
+    /// Revoked families and the unix time until which they stay listed.
+    revoked: HashMap<String, i64>,
 }
 
 /// The grant store.
@@ -196,7 +197,8 @@ impl Grants {
             Ok(RefreshUse::Valid(r)) if !self.is_revoked(&r.family) => Ok(r),
             Ok(RefreshUse::Valid(_) | RefreshUse::Invalid) => Err(Refused::Invalid),
             Ok(RefreshUse::Replayed(family)) => {
-                self.lock().revoked.insert(family);
+                let until = super::now_secs_i64() + REFRESH_TTL.as_secs() as i64;
+                self.lock().remember_revoked(family, until);
                 Err(Refused::Replayed)
             }
             Err(e) => {
@@ -215,8 +217,8 @@ impl Grants {
 
     /// Revokes a family (in memory at once, and in the store). Blocking.
     pub(crate) fn revoke_family(&self, family: &str) {
-        self.lock().revoked.insert(family.to_owned());
         let until = super::now_secs_i64() + REFRESH_TTL.as_secs() as i64;
+        self.lock().remember_revoked(family.to_owned(), until);
         if let Err(e) = self.store.revoke_family(family, until) {
             tracing::error!(error = %e, "persisting a revoked grant family");
         }
@@ -224,6 +226,15 @@ impl Grants {
 
     /// Whether tokens of this family were revoked.
     pub(crate) fn is_revoked(&self, family: &str) -> bool {
-        self.lock().revoked.contains(family)
+        self.lock().revoked.contains_key(family)
+    }
+}
+
+impl Inner {
+    /// Lists a revoked family, forgetting the ones whose tokens have all expired.
+    fn remember_revoked(&mut self, family: String, until: i64) {
+        let now = super::now_secs_i64();
+        self.revoked.retain(|_, u| *u > now);
+        self.revoked.insert(family, until);
     }
 }

@@ -1,5 +1,5 @@
 //! `hearth`: the headless server (`hearth server`, like `ocis server`) and offline account
-//! management (`hearth user add|list|passwd|remove`).
+//! management (`hearth user add|list|passwd|remove`, `hearth app-password add|list|revoke`).
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -47,6 +47,32 @@ enum Command {
     /// Manage accounts (while the server is stopped).
     #[command(subcommand)]
     User(UserCommand),
+    /// Manage a user's app passwords for Basic-auth clients (while the server is stopped).
+    #[command(subcommand, name = "app-password")]
+    AppPassword(AppPasswordCommand),
+}
+
+#[derive(Subcommand)]
+enum AppPasswordCommand {
+    /// Create an app password and print it (the only time it is shown).
+    Add {
+        /// Login name of the account.
+        user: String,
+        /// What it is for, e.g. "laptop rclone".
+        name: String,
+    },
+    /// List an account's app passwords (ids, names, created, last used).
+    List {
+        /// Login name of the account.
+        user: String,
+    },
+    /// Revoke an app password by id (the first group of the password).
+    Revoke {
+        /// Login name of the account.
+        user: String,
+        /// The id shown by `list`.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -174,6 +200,40 @@ fn user_command(cfg: &Config, cmd: UserCommand) -> Result<()> {
     Ok(())
 }
 
+fn app_password_command(cfg: &Config, cmd: AppPasswordCommand) -> Result<()> {
+    let core = open_core(cfg)?;
+    let user_id = |name: &str| match core.accounts.get(name)? {
+        Some(a) => Ok(a.id),
+        None => bail!("no user {name}"),
+    };
+    match cmd {
+        AppPasswordCommand::Add { user, name } => {
+            let created = core.accounts.create_app_password(user_id(&user)?, &name)?;
+            println!("{}", created.secret);
+            eprintln!(
+                "app password {:?} (id {}) created for {user}; it is not shown again",
+                created.record.name, created.record.id
+            );
+        }
+        AppPasswordCommand::List { user } => {
+            let mut out = std::io::stdout().lock();
+            for r in core.accounts.list_app_passwords(user_id(&user)?)? {
+                let last = r
+                    .last_used
+                    .map(|t| t.to_string())
+                    .unwrap_or_else(|| "never".into());
+                writeln!(out, "{}\t{}\t{}\t{}", r.id, r.name, r.created, last)?;
+            }
+        }
+        AppPasswordCommand::Revoke { user, id } => {
+            core.accounts.revoke_app_password(user_id(&user)?, &id)?;
+            println!("revoked app password {id} of {user}");
+        }
+    }
+    core.flush()?;
+    Ok(())
+}
+
 async fn server(mut cfg: Config) -> Result<()> {
     let handle = hearth_server::start(cfg.clone())
         .await
@@ -217,12 +277,12 @@ fn info(cfg: &Config) -> Result<()> {
     writeln!(out, "data dir:            {}", cfg.data_dir.display())?;
     if cfg.tls.enabled {
         writeln!(out, "https listen:        {}", cfg.listen)?;
-        let http = cfg
-            .tls
-            .http_listen
-            .map(|a| a.to_string())
-            .unwrap_or_else(|| "127.0.0.1 (free port)".into());
-        writeln!(out, "http listen:         {http}")?;
+        let plain = match cfg.tls.plain_http {
+            hearth_server::config::PlainHttp::Loopback => "same port, this machine only",
+            hearth_server::config::PlainHttp::Everywhere => "same port, every client",
+            hearth_server::config::PlainHttp::Nowhere => "off (redirected to https)",
+        };
+        writeln!(out, "plain http:          {plain}")?;
     } else {
         writeln!(out, "http listen:         {} (TLS off)", cfg.listen)?;
     }
@@ -262,5 +322,6 @@ fn main() -> Result<()> {
         }
         Command::Info => info(&cfg),
         Command::User(cmd) => user_command(&cfg, cmd),
+        Command::AppPassword(cmd) => app_password_command(&cfg, cmd),
     }
 }

@@ -53,6 +53,7 @@ impl Server {
         let addr = line
             .trim()
             .strip_prefix("READY http=")
+            .and_then(|r| r.split_whitespace().next())
             .expect("READY line")
             .to_owned();
         Self {

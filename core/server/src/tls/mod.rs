@@ -3,6 +3,9 @@
 //! the list in `server.names`). The server certificate is re-issued with the same CA when that list
 //! changes or when it expires within 30 days. A user-provided certificate can replace it.
 
+mod live;
+pub use live::LiveTls;
+
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     Issuer, KeyPair, KeyUsagePurpose, SanType,
