@@ -31,6 +31,8 @@ pub struct HttpOptions {
     pub ca_pem: Option<String>,
     /// Where the OpenID Connect provider keeps its signing key (`None`: a key in memory only).
     pub idp_dir: Option<std::path::PathBuf>,
+    /// How long an OpenID Connect authorization code stays valid (`None`: 60 s).
+    pub oidc_code_ttl: Option<std::time::Duration>,
 }
 
 /// Shared state of all handlers.
@@ -67,10 +69,10 @@ async fn ca_certificate(
 
 /// The router for every HTTP endpoint.
 pub fn router(core: Core, opts: HttpOptions) -> Router {
-    let idp = oidc::Idp::open(opts.idp_dir.as_deref(), core.oidc.clone())
+    let idp = oidc::Idp::open(opts.idp_dir.as_deref(), core.oidc.clone(), opts.oidc_code_ttl)
         .or_else(|error| {
             tracing::error!(%error, "the OpenID Connect signing key is unusable; using a temporary one");
-            oidc::Idp::open(None, core.oidc.clone())
+            oidc::Idp::open(None, core.oidc.clone(), opts.oidc_code_ttl)
         })
         .map_err(|error| tracing::error!(%error, "OpenID Connect is disabled"))
         .ok()

@@ -199,6 +199,7 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
                 public_url: cfg.webdav.public_url.clone(),
                 ca_pem: tls.as_ref().and_then(|m| m.ca_pem.clone()),
                 idp_dir: Some(cfg.data_dir.join("idp")),
+                oidc_code_ttl: Some(Duration::from_secs(cfg.auth.oidc_code_ttl_secs)),
             },
         );
         let secure = match &tls {
