@@ -12,10 +12,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get -o DPkg::Lock::Timeout=600 update
   $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y --no-install-recommends "${missing[@]}"
 fi
-# Python clients (tuspy) in a venv outside the checkout, reused between runs. (Not HEARTH_*:
+# Python clients (tuspy, Authlib) in a venv outside the checkout, reused between runs. (Not HEARTH_*:
 # every HEARTH_* variable is configuration, and unknown keys are refused.)
 export TESTS_VENV="${TESTS_VENV:-/var/cache/hearth-venv}"
-if ! "$TESTS_VENV/bin/python" -c 'import tusclient, requests' >/dev/null 2>&1; then
+if ! "$TESTS_VENV/bin/python" -c 'import tusclient, requests, authlib' >/dev/null 2>&1; then
   python3 -m venv "$TESTS_VENV"
   "$TESTS_VENV/bin/pip" install --quiet -r tests/requirements.txt
 fi

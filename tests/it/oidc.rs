@@ -1,8 +1,10 @@
 //! The embedded OpenID Connect provider over real HTTP: discovery, the login form, code + PKCE,
 //! tokens used on WebDAV and OCS, refresh rotation and reuse detection, and the refusals.
 //! The relying party is hand-driven with reqwest; ID tokens are verified with jsonwebtoken.
+//! Third-party relying parties (the `openidconnect` crate, Authlib) over HTTPS are in `rp.rs`.
 
 mod lifecycle;
+mod rp;
 
 use crate::harness::{PROPS, TestServer};
 use base64::Engine;
@@ -560,5 +562,33 @@ async fn app_passwords_do_not_open_a_sign_in_session() {
     let (_, login, cookie) = open_form(&c, &authorize_url(&s, DESKTOP, REDIRECT, &pkce)).await;
     let r = post_form(&c, &s, &login, &cookie, "alice", &app_pw).await;
     assert_eq!(r.status(), 401);
+    s.stop().await;
+}
+
+/// An authorization code used after its lifetime (1 s here) is refused with `invalid_grant`
+/// and yields no tokens; one redeemed in time works.
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let s = TestServer::start_with(|cfg| cfg.auth.oidc_code_ttl_secs = 1).await;
+    let c = no_redirect();
+    let fresh = code_for(&s, &c, &[]).await;
+    let stale = code_for(&s, &c, &[]).await;
+    let (st, t) = exchange(&s, &c, &fresh, VERIFIER).await;
+    assert_eq!(st, 200, "{t}");
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let (st, e) = exchange(&s, &c, &stale, VERIFIER).await;
+    assert_eq!(
+        (st, e["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{e}"
+    );
+    for field in ["access_token", "id_token", "refresh_token"] {
+        assert!(e.get(field).is_none(), "{e}");
+    }
+    // Still refused on a second try (not a replay: nothing was issued from it).
+    let (st, e) = exchange(&s, &c, &stale, VERIFIER).await;
+    assert_eq!((st, e["error"].as_str()), (400, Some("invalid_grant")));
+    // The tokens of the code redeemed in time are untouched.
+    assert_eq!(propfind(&s, t["access_token"].as_str().unwrap()).await, 207);
     s.stop().await;
 }

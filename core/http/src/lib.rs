@@ -35,6 +35,8 @@ pub struct HttpOptions {
     pub idp_dir: Option<std::path::PathBuf>,
     /// The runtime's health and certificate, for `GET /api/v1/status`.
     pub runtime: Option<Arc<dyn RuntimeStatus>>,
+    /// How long an OpenID Connect authorization code stays valid (`None`: 60 s).
+    pub oidc_code_ttl: Option<std::time::Duration>,
 }
 
 /// Shared state of all handlers.
@@ -71,10 +73,10 @@ async fn ca_certificate(
 
 /// The router for every HTTP endpoint.
 pub fn router(core: Core, opts: HttpOptions) -> Router {
-    let idp = oidc::Idp::open(opts.idp_dir.as_deref(), core.oidc.clone())
+    let idp = oidc::Idp::open(opts.idp_dir.as_deref(), core.oidc.clone(), opts.oidc_code_ttl)
         .or_else(|error| {
             tracing::error!(%error, "the OpenID Connect signing key is unusable; using a temporary one");
-            oidc::Idp::open(None, core.oidc.clone())
+            oidc::Idp::open(None, core.oidc.clone(), opts.oidc_code_ttl)
         })
         .map_err(|error| tracing::error!(%error, "OpenID Connect is disabled"))
         .ok()

@@ -97,6 +97,8 @@ pub struct AuthConfig {
     pub block_secs: u64,
     /// Whether the account password itself works over Basic auth (app passwords always do).
     pub account_password_basic: bool,
+    /// Seconds an OpenID Connect authorization code stays valid (RFC 6749 §4.1.2: short).
+    pub oidc_code_ttl_secs: u64,
 }
 
 /// Resumable (TUS) uploads.
@@ -160,6 +162,7 @@ impl Default for AuthConfig {
             max_failures: 5,
             block_secs: 30,
             account_password_basic: true,
+            oidc_code_ttl_secs: 60,
         }
     }
 }

@@ -201,6 +201,7 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
                 ca_pem: live_tls.as_ref().and_then(|t| t.ca_pem()),
                 idp_dir: Some(cfg.data_dir.join("idp")),
                 runtime: Some(runtime),
+                oidc_code_ttl: Some(Duration::from_secs(cfg.auth.oidc_code_ttl_secs)),
             },
         );
         let tls = match &live_tls {

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// How long a login form or an authorization code stays valid.
+/// How long an authorization code stays valid unless configured otherwise.
 pub(crate) const CODE_TTL: Duration = Duration::from_secs(60);
 /// How long a login form stays valid.
 pub(crate) const LOGIN_TTL: Duration = Duration::from_secs(600);
@@ -69,6 +69,8 @@ struct Inner {
 pub(crate) struct Grants {
     inner: Mutex<Inner>,
     store: Arc<OidcGrants>,
+    /// How long an authorization code stays valid.
+    code_ttl: Duration,
 }
 
 /// Why a grant was refused.
@@ -84,7 +86,7 @@ pub(crate) enum Refused {
 
 impl Grants {
     /// Opens over the persistent part, loading the revoked families.
-    pub(crate) fn new(store: Arc<OidcGrants>) -> Result<Self, String> {
+    pub(crate) fn new(store: Arc<OidcGrants>, code_ttl: Duration) -> Result<Self, String> {
         let revoked = store
             .revoked_families()
             .map_err(|e| e.to_string())?
@@ -96,6 +98,7 @@ impl Grants {
                 ..Inner::default()
             }),
             store,
+            code_ttl,
         })
     }
 
@@ -135,7 +138,7 @@ impl Grants {
                 req,
                 user,
                 family: random_token(),
-                expires: now + CODE_TTL,
+                expires: now + self.code_ttl,
                 used: false,
             },
         );

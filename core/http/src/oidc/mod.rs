@@ -18,6 +18,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub(crate) use grants::Grants;
 pub(crate) use keys::SigningKey;
@@ -39,10 +40,15 @@ pub(crate) struct Idp {
 
 impl Idp {
     /// Loads or creates the signing key in `dir` (an in-memory key without a directory).
-    pub(crate) fn open(dir: Option<&Path>, store: Arc<OidcGrants>) -> Result<Self, String> {
+    /// Authorization codes live `code_ttl` (default [`grants::CODE_TTL`]).
+    pub(crate) fn open(
+        dir: Option<&Path>,
+        store: Arc<OidcGrants>,
+        code_ttl: Option<Duration>,
+    ) -> Result<Self, String> {
         Ok(Self {
             key: SigningKey::load_or_create(dir)?,
-            grants: Grants::new(store)?,
+            grants: Grants::new(store, code_ttl.unwrap_or(grants::CODE_TTL))?,
         })
     }
 }
