@@ -2,6 +2,7 @@
 //! tokens used on WebDAV and OCS, refresh rotation and reuse detection, and the refusals.
 //! The relying party is hand-driven with reqwest; ID tokens are verified with jsonwebtoken.
 
+mod external;
 mod lifecycle;
 
 use crate::harness::{PROPS, TestServer};
@@ -98,6 +99,17 @@ async fn post_form(
 
 /// The desktop flow up to the code.
 async fn code_for(s: &TestServer, c: &Client, extra: &[(&str, &str)]) -> String {
+    code_as(s, c, "alice", "secret", extra).await
+}
+
+/// The desktop flow up to the code, signing in as `user`.
+async fn code_as(
+    s: &TestServer,
+    c: &Client,
+    user: &str,
+    pass: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let ch = challenge(VERIFIER);
     let mut params = vec![
         ("code_challenge", ch.as_str()),
@@ -107,7 +119,7 @@ async fn code_for(s: &TestServer, c: &Client, extra: &[(&str, &str)]) -> String 
     let (status, login, cookie) = open_form(c, &authorize_url(s, DESKTOP, REDIRECT, &params)).await;
     assert_eq!(status, 200);
     assert!(cookie.starts_with("hearth_login="));
-    let r = post_form(c, s, &login, &cookie, "alice", "secret").await;
+    let r = post_form(c, s, &login, &cookie, user, pass).await;
     assert_eq!(r.status().as_u16(), 303);
     let loc = r.headers()["location"].to_str().unwrap().to_owned();
     assert!(loc.starts_with(&format!("{REDIRECT}?")), "{loc}");

@@ -52,6 +52,9 @@ pub enum StartError {
     /// The configuration names an unknown service.
     #[error("unknown service {0:?} (known: http, jobs)")]
     UnknownService(String),
+    /// The external OpenID Connect provider settings are unusable.
+    #[error("[oidc]: {0}")]
+    ExternalIdp(String),
 }
 
 /// The services this build knows.
@@ -192,6 +195,7 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
             }
         };
         http_addr = plain.as_ref().and_then(|l| l.local_addr().ok());
+        let external_idp = external_idp(&cfg.oidc).await?;
         let router = hearth_http::router(
             core.clone(),
             HttpOptions {
@@ -199,8 +203,10 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
                 public_url: cfg.webdav.public_url.clone(),
                 ca_pem: tls.as_ref().and_then(|m| m.ca_pem.clone()),
                 idp_dir: Some(cfg.data_dir.join("idp")),
+                external_idp,
             },
-        );
+        )
+        .map_err(StartError::ExternalIdp)?;
         let secure = match &tls {
             Some(material) => {
                 https_addr = main.local_addr().ok();
@@ -300,6 +306,44 @@ async fn serve_http(
 }
 
 /// Binds a non-blocking TCP listener.
+/// The external provider's options from `[oidc]` (`None`: the embedded provider). Only local
+/// things are checked here (the CA file); the provider itself is first asked on the first token.
+async fn external_idp(
+    cfg: &crate::config::OidcConfig,
+) -> Result<Option<hearth_http::ExternalIdpOptions>, StartError> {
+    let Some(issuer) = cfg.external_issuer.clone().filter(|i| !i.is_empty()) else {
+        if cfg.external_client_id.is_some() || cfg.external_ca_file.is_some() {
+            return Err(StartError::ExternalIdp(
+                "external_client_id and external_ca_file need external_issuer".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let client_id = cfg
+        .external_client_id
+        .clone()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            StartError::ExternalIdp("external_issuer needs external_client_id".into())
+        })?;
+    let ca_pem =
+        match cfg.external_ca_file.clone() {
+            Some(path) => Some(tokio::fs::read(&path).await.map_err(|e| {
+                StartError::ExternalIdp(format!("reading {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+    tracing::info!(%issuer, %client_id, "signing in with an external OpenID Connect provider");
+    Ok(Some(hearth_http::ExternalIdpOptions {
+        issuer,
+        client_id,
+        username_claim: cfg.external_username_claim.clone(),
+        auto_create: cfg.external_auto_create,
+        ca_pem,
+        refetch_interval: Duration::from_secs(cfg.external_jwks_refetch_secs),
+    }))
+}
+
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
     let listener =
         std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;
