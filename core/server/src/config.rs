@@ -46,6 +46,8 @@ pub struct OidcConfig {
     /// (e.g. `https://id.example.com/realms/home`). Unset: the embedded provider.
     pub external_issuer: Option<String>,
     /// The client id the tokens must be for (in `aud`, or as `azp`); required with the issuer.
+    /// (A numeric id given as `HEARTH_OIDC__EXTERNAL_CLIENT_ID=1234` is read as text.)
+    #[serde(deserialize_with = "text_or_number")]
     pub external_client_id: Option<String>,
     /// The claim that holds the Hearth login name.
     pub external_username_claim: String,
@@ -197,6 +199,21 @@ impl Default for JobsConfig {
             purge_interval_secs: 3600,
         }
     }
+}
+
+/// An optional string that may arrive as a number (environment values that look numeric are
+/// turned into numbers before the typed parse).
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        S(String),
+        I(i64),
+    }
+    Ok(Option::<Text>::deserialize(d)?.map(|t| match t {
+        Text::S(s) => s,
+        Text::I(i) => i.to_string(),
+    }))
 }
 
 /// The platform's data directory (`~/.local/share/hearth` on Linux).
@@ -391,6 +408,8 @@ mod tests {
         assert_eq!(c.oidc.external_username_claim, "preferred_username");
         assert!(c.oidc.external_auto_create);
         assert_eq!(c.oidc.external_jwks_refetch_secs, 30);
+        let c = Config::load(None, env(&[("HEARTH_OIDC__EXTERNAL_CLIENT_ID", "1234")])).unwrap();
+        assert_eq!(c.oidc.external_client_id.as_deref(), Some("1234"));
         let e = Config::load(None, env(&[("HEARTH_OIDC__EXTERNAL_ISSUR", "x")]))
             .unwrap_err()
             .to_string();

@@ -202,6 +202,13 @@ async fn another_hearth_as_the_external_provider() {
         "{wf}"
     );
 
+    // A's ID token (same key, same audience) is not an access token.
+    let c = no_redirect();
+    let code = code_as(&a, &c, "alice", "secret", &[]).await;
+    let (_, t) = exchange(&a, &c, &code, VERIFIER).await;
+    assert_eq!(propfind(&b, t["access_token"].as_str().unwrap()).await, 207);
+    assert_eq!(propfind(&b, t["id_token"].as_str().unwrap()).await, 401);
+
     // An account B does not have: 401 (auto-create is off), and nothing is created.
     let carol = desktop_token(&a, "carol", "carol-pw").await;
     assert_eq!(
@@ -693,4 +700,49 @@ async fn incomplete_settings_refuse_to_start() {
     cfg.oidc.external_ca_file = Some(dir.path().join("missing.pem"));
     let e = hearth_server::start(cfg).await.err().unwrap();
     assert!(e.to_string().contains("missing.pem"), "{e}");
+}
+
+#[tokio::test]
+async fn an_https_provider_trusted_through_its_ca_file() {
+    // A serves HTTPS with a certificate from its own CA; B trusts it only via external_ca_file.
+    let mut a = TestServer::start_with(|cfg| cfg.tls.enabled = true).await;
+    let https = format!(
+        "https://{}",
+        a.handle.as_ref().unwrap().https_addr().unwrap()
+    );
+    let ca = Client::new()
+        .get(format!("{}/ca.crt", a.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_file = ca_dir.path().join("idp-ca.pem");
+    std::fs::write(&ca_file, &ca).unwrap();
+    // A token from A's HTTPS issuer (the flow itself runs over HTTPS).
+    let c = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_certs_merge(reqwest::Certificate::from_pem_bundle(ca.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    a.base = https.clone();
+    let code = code_as(&a, &c, "alice", "secret", &[]).await;
+    let (st, t) = exchange(&a, &c, &code, VERIFIER).await;
+    assert_eq!(st, 200, "{t}");
+    let at = t["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(payload(&at)["iss"], https.as_str());
+
+    let untrusting = TestServer::start_with(|cfg| use_external(cfg, &https, DESKTOP)).await;
+    assert_eq!(propfind(&untrusting, &at).await, 401, "unknown CA");
+    untrusting.stop().await;
+    let b = TestServer::start_with(|cfg| {
+        use_external(cfg, &https, DESKTOP);
+        cfg.oidc.external_ca_file = Some(ca_file.clone());
+    })
+    .await;
+    assert_eq!(propfind(&b, &at).await, 207);
+    b.stop().await;
+    a.stop().await;
 }

@@ -205,6 +205,11 @@ impl ExternalIdp {
         for key in &keys {
             match jsonwebtoken::decode::<Value>(token, key, &v) {
                 Ok(data) => {
+                    if is_id_token(&data.claims) {
+                        return Err(Refused::Invalid(
+                            "an ID token is not an access token".into(),
+                        ));
+                    }
                     if !for_client(&data.claims, &self.opts.client_id) {
                         return Err(Refused::Audience(self.opts.client_id.clone()));
                     }
@@ -427,6 +432,14 @@ fn key_of(v: &Value) -> Option<Key> {
     })
 }
 
+/// ID tokens are signed by the same keys for the same client; only they carry `at_hash` or
+/// `c_hash` (OpenID Connect Core §3.1.3.6, §3.3.2.11), and Keycloak marks them `typ: "ID"`.
+pub(crate) fn is_id_token(claims: &Value) -> bool {
+    claims.get("at_hash").is_some()
+        || claims.get("c_hash").is_some()
+        || claims.get("typ").and_then(Value::as_str) == Some("ID")
+}
+
 /// Whether the claims are for `client_id`: `aud` (a string or an array) contains it, or `azp`
 /// equals it (Keycloak's access tokens carry `aud: "account"` and the client in `azp`).
 pub(crate) fn for_client(claims: &Value, client_id: &str) -> bool {
@@ -479,6 +492,15 @@ mod tests {
         assert!(!for_client(&json!({}), "hearth"));
         assert!(!for_client(&json!({"aud": 5, "azp": ["hearth"]}), "hearth"));
         assert!(!for_client(&json!({"aud": "hearthx"}), "hearth"));
+    }
+
+    #[test]
+    fn id_tokens_are_told_apart() {
+        assert!(is_id_token(&json!({"aud": "hearth", "at_hash": "x"})));
+        assert!(is_id_token(&json!({"aud": "hearth", "c_hash": "x"})));
+        assert!(is_id_token(&json!({"aud": "hearth", "typ": "ID"})));
+        assert!(!is_id_token(&json!({"aud": "hearth", "typ": "Bearer"})));
+        assert!(!is_id_token(&json!({"aud": "hearth", "scope": "openid"})));
     }
 
     #[test]
