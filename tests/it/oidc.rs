@@ -3,6 +3,7 @@
 //! The relying party is hand-driven with reqwest; ID tokens are verified with jsonwebtoken.
 //! Third-party relying parties (the `openidconnect` crate, Authlib) over HTTPS are in `rp.rs`.
 
+mod external;
 mod lifecycle;
 mod rp;
 
@@ -100,6 +101,17 @@ async fn post_form(
 
 /// The desktop flow up to the code.
 async fn code_for(s: &TestServer, c: &Client, extra: &[(&str, &str)]) -> String {
+    code_as(s, c, "alice", "secret", extra).await
+}
+
+/// The desktop flow up to the code, signing in as `user`.
+async fn code_as(
+    s: &TestServer,
+    c: &Client,
+    user: &str,
+    pass: &str,
+    extra: &[(&str, &str)],
+) -> String {
     let ch = challenge(VERIFIER);
     let mut params = vec![
         ("code_challenge", ch.as_str()),
@@ -109,7 +121,7 @@ async fn code_for(s: &TestServer, c: &Client, extra: &[(&str, &str)]) -> String 
     let (status, login, cookie) = open_form(c, &authorize_url(s, DESKTOP, REDIRECT, &params)).await;
     assert_eq!(status, 200);
     assert!(cookie.starts_with("hearth_login="));
-    let r = post_form(c, s, &login, &cookie, "alice", "secret").await;
+    let r = post_form(c, s, &login, &cookie, user, pass).await;
     assert_eq!(r.status().as_u16(), 303);
     let loc = r.headers()["location"].to_str().unwrap().to_owned();
     assert!(loc.starts_with(&format!("{REDIRECT}?")), "{loc}");

@@ -16,6 +16,7 @@ mod util;
 
 pub use error::ApiError;
 pub use oidc::TlsConnection;
+pub use oidc::external::ExternalIdpOptions;
 pub use runtime::{Health, RuntimeStatus, TlsSummary};
 
 use axum::Router;
@@ -37,6 +38,8 @@ pub struct HttpOptions {
     pub runtime: Option<Arc<dyn RuntimeStatus>>,
     /// How long an OpenID Connect authorization code stays valid (`None`: 60 s).
     pub oidc_code_ttl: Option<std::time::Duration>,
+    /// An external OpenID Connect provider replacing the embedded one (`None`: embedded).
+    pub external_idp: Option<ExternalIdpOptions>,
 }
 
 /// Shared state of all handlers.
@@ -46,8 +49,10 @@ pub struct AppState {
     pub core: Core,
     /// HTTP options.
     pub opts: Arc<HttpOptions>,
-    /// The embedded OpenID Connect provider.
+    /// The embedded OpenID Connect provider (`None` when external or unusable).
     pub(crate) idp: Option<Arc<oidc::Idp>>,
+    /// The external OpenID Connect provider, when configured instead.
+    pub(crate) external: Option<Arc<oidc::external::ExternalIdp>>,
 }
 
 /// `GET /ca.crt` (unauthenticated): the CA phones and laptops install to trust this server.
@@ -71,30 +76,43 @@ async fn ca_certificate(
     }
 }
 
-/// The router for every HTTP endpoint.
-pub fn router(core: Core, opts: HttpOptions) -> Router {
-    let idp = oidc::Idp::open(opts.idp_dir.as_deref(), core.oidc.clone(), opts.oidc_code_ttl)
-        .or_else(|error| {
-            tracing::error!(%error, "the OpenID Connect signing key is unusable; using a temporary one");
-            oidc::Idp::open(None, core.oidc.clone(), opts.oidc_code_ttl)
-        })
-        .map_err(|error| tracing::error!(%error, "OpenID Connect is disabled"))
-        .ok()
-        .map(Arc::new);
+/// The router for every HTTP endpoint; fails only for unusable external-provider options.
+pub fn router(core: Core, opts: HttpOptions) -> Result<Router, String> {
+    let external = match &opts.external_idp {
+        Some(o) => Some(Arc::new(oidc::external::ExternalIdp::new(o.clone())?)),
+        None => None,
+    };
+    // With an external provider the embedded one does not exist: no key, no tokens.
+    let idp = match external {
+        Some(_) => None,
+        None => oidc::Idp::open(opts.idp_dir.as_deref(), core.oidc.clone(), opts.oidc_code_ttl)
+            .or_else(|error| {
+                tracing::error!(%error, "the OpenID Connect signing key is unusable; using a temporary one");
+                oidc::Idp::open(None, core.oidc.clone(), opts.oidc_code_ttl)
+            })
+            .map_err(|error| tracing::error!(%error, "OpenID Connect is disabled"))
+            .ok()
+            .map(Arc::new),
+    };
+    let oidc_routes = match external {
+        Some(_) => oidc::external_routes(),
+        None => oidc::routes(),
+    };
     let state = AppState {
         core,
         opts: Arc::new(opts),
         idp,
+        external,
     };
-    Router::new()
+    Ok(Router::new()
         .merge(status::routes())
         .merge(ocs::routes())
         .merge(api::routes())
         .merge(runtime::routes())
-        .merge(oidc::routes())
+        .merge(oidc_routes)
         .route("/data/{token}", axum::routing::any(tus::data))
         .route("/ca.crt", axum::routing::get(ca_certificate))
         .fallback(dav::dispatch)
         .layer(axum::middleware::from_fn(util::request_id))
-        .with_state(state)
+        .with_state(state))
 }

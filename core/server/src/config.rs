@@ -33,6 +33,45 @@ pub struct Config {
     pub uploads: UploadsConfig,
     /// HTTPS on the main listener.
     pub tls: TlsConfig,
+    /// Sign-in: an external OpenID Connect provider instead of the embedded one.
+    pub oidc: OidcConfig,
+}
+
+/// OpenID Connect. Without `external_issuer` the embedded provider signs users in; with it, an
+/// external provider (Keycloak, Authelia, authentik, ...) does, and Hearth only verifies its
+/// access tokens (discovery + JWKS) and maps a claim to an account.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcConfig {
+    /// The external provider's issuer, exactly as in its discovery document's `issuer`
+    /// (e.g. `https://id.example.com/realms/home`). Unset: the embedded provider.
+    pub external_issuer: Option<String>,
+    /// The client id the tokens must be for (in `aud`, or as `azp`); required with the issuer.
+    /// (A numeric id given as `HEARTH_OIDC__EXTERNAL_CLIENT_ID=1234` is read as text.)
+    #[serde(deserialize_with = "text_or_number")]
+    pub external_client_id: Option<String>,
+    /// The claim that holds the Hearth login name.
+    pub external_username_claim: String,
+    /// Create a missing account on its first valid token (otherwise such tokens get 401).
+    pub external_auto_create: bool,
+    /// A PEM file of CA certificates to trust (besides the system's) for the provider's HTTPS.
+    pub external_ca_file: Option<PathBuf>,
+    /// The least number of seconds between two fetches of the provider's keys (a token signed by
+    /// an unknown key triggers one; more such tokens in this window are refused without asking).
+    pub external_jwks_refetch_secs: u64,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            external_issuer: None,
+            external_client_id: None,
+            external_username_claim: "preferred_username".into(),
+            external_auto_create: false,
+            external_ca_file: None,
+            external_jwks_refetch_secs: 30,
+        }
+    }
 }
 
 /// HTTPS on the main port. With `enabled` (the default) the port speaks both: a TLS handshake
@@ -141,6 +180,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             uploads: UploadsConfig::default(),
             tls: TlsConfig::default(),
+            oidc: OidcConfig::default(),
         }
     }
 }
@@ -174,6 +214,21 @@ impl Default for JobsConfig {
             purge_interval_secs: 3600,
         }
     }
+}
+
+/// An optional string that may arrive as a number (environment values that look numeric are
+/// turned into numbers before the typed parse).
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        S(String),
+        I(i64),
+    }
+    Ok(Option::<Text>::deserialize(d)?.map(|t| match t {
+        Text::S(s) => s,
+        Text::I(i) => i.to_string(),
+    }))
 }
 
 /// The platform's data directory (`~/.local/share/hearth` on Linux).
@@ -344,6 +399,36 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn external_idp_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hearth.toml");
+        std::fs::write(
+            &file,
+            "[oidc]\nexternal_issuer = \"https://id.example.com/realms/home\"\nexternal_client_id = \"hearth\"\n",
+        )
+        .unwrap();
+        let c = Config::load(
+            Some(&file),
+            env(&[("HEARTH_OIDC__EXTERNAL_AUTO_CREATE", "true")]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.oidc.external_issuer.as_deref(),
+            Some("https://id.example.com/realms/home")
+        );
+        assert_eq!(c.oidc.external_client_id.as_deref(), Some("hearth"));
+        assert_eq!(c.oidc.external_username_claim, "preferred_username");
+        assert!(c.oidc.external_auto_create);
+        assert_eq!(c.oidc.external_jwks_refetch_secs, 30);
+        let c = Config::load(None, env(&[("HEARTH_OIDC__EXTERNAL_CLIENT_ID", "1234")])).unwrap();
+        assert_eq!(c.oidc.external_client_id.as_deref(), Some("1234"));
+        let e = Config::load(None, env(&[("HEARTH_OIDC__EXTERNAL_ISSUR", "x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("external_issur"), "{e}");
     }
 
     #[test]

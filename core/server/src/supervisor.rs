@@ -53,6 +53,9 @@ pub enum StartError {
     /// The configuration names an unknown service.
     #[error("unknown service {0:?} (known: http, jobs)")]
     UnknownService(String),
+    /// The external OpenID Connect provider settings are unusable.
+    #[error("[oidc]: {0}")]
+    ExternalIdp(String),
 }
 
 /// The services this build knows.
@@ -193,6 +196,7 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
             status: status.clone(),
             tls: live_tls.clone(),
         });
+        let external_idp = external_idp(&cfg.oidc).await?;
         let router = hearth_http::router(
             core.clone(),
             HttpOptions {
@@ -202,8 +206,10 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
                 idp_dir: Some(cfg.data_dir.join("idp")),
                 runtime: Some(runtime),
                 oidc_code_ttl: Some(Duration::from_secs(cfg.auth.oidc_code_ttl_secs)),
+                external_idp,
             },
-        );
+        )
+        .map_err(StartError::ExternalIdp)?;
         let tls = match &live_tls {
             Some(live) => {
                 https_addr = Some(addr);
@@ -268,6 +274,44 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
 }
 
 /// Binds a non-blocking TCP listener.
+/// The external provider's options from `[oidc]` (`None`: the embedded provider). Only local
+/// things are checked here (the CA file); the provider itself is first asked on the first token.
+async fn external_idp(
+    cfg: &crate::config::OidcConfig,
+) -> Result<Option<hearth_http::ExternalIdpOptions>, StartError> {
+    let Some(issuer) = cfg.external_issuer.clone().filter(|i| !i.is_empty()) else {
+        if cfg.external_client_id.is_some() || cfg.external_ca_file.is_some() {
+            return Err(StartError::ExternalIdp(
+                "external_client_id and external_ca_file need external_issuer".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let client_id = cfg
+        .external_client_id
+        .clone()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| {
+            StartError::ExternalIdp("external_issuer needs external_client_id".into())
+        })?;
+    let ca_pem =
+        match cfg.external_ca_file.clone() {
+            Some(path) => Some(tokio::fs::read(&path).await.map_err(|e| {
+                StartError::ExternalIdp(format!("reading {}: {e}", path.display()))
+            })?),
+            None => None,
+        };
+    tracing::info!(%issuer, %client_id, "signing in with an external OpenID Connect provider");
+    Ok(Some(hearth_http::ExternalIdpOptions {
+        issuer,
+        client_id,
+        username_claim: cfg.external_username_claim.clone(),
+        auto_create: cfg.external_auto_create,
+        ca_pem,
+        refetch_interval: Duration::from_secs(cfg.external_jwks_refetch_secs),
+    }))
+}
+
 fn bind(addr: SocketAddr) -> Result<std::net::TcpListener, StartError> {
     let listener =
         std::net::TcpListener::bind(addr).map_err(|source| StartError::Bind { addr, source })?;

@@ -1,8 +1,10 @@
 //! The embedded OpenID Connect provider under the oCIS paths (discovery, JWKS, webfinger,
-//! authorize, token, userinfo, revocation, end-session). Tokens are ES256 JWTs.
+//! authorize, token, userinfo, revocation, end-session). Tokens are ES256 JWTs. With an external
+//! provider configured (`external.rs`) only discovery and webfinger remain, pointing at it.
 
 mod authorize;
 mod clients;
+pub(crate) mod external;
 mod grants;
 pub(crate) mod keys;
 mod token;
@@ -127,6 +129,65 @@ pub(crate) fn routes() -> Router<AppState> {
         )
 }
 
+/// The routes with an external provider: discovery and webfinger point clients at it; the
+/// embedded provider's endpoints answer 404 with a message naming the provider.
+pub(crate) fn external_routes() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(external_discovery))
+        .route("/.well-known/webfinger", get(webfinger))
+        .route("/konnect/v1/jwks.json", get(replaced))
+        .route(
+            "/signin/v1/identifier/_/authorize",
+            get(replaced).post(replaced),
+        )
+        .route("/konnect/v1/token", post(replaced))
+        .route("/konnect/v1/userinfo", get(replaced).post(replaced))
+        .route("/konnect/v1/revocation", post(replaced))
+        .route("/signin/v1/identifier/_/endsession", get(replaced))
+}
+
+/// 404 for the embedded provider's endpoints while an external provider signs users in.
+async fn replaced(State(state): State<AppState>) -> Response {
+    let issuer = state
+        .external
+        .as_ref()
+        .map(|e| e.opts.issuer.clone())
+        .unwrap_or_default();
+    json(
+        StatusCode::NOT_FOUND,
+        &serde_json::json!({
+            "error": "external_provider",
+            "error_description": format!(
+                "this server signs users in with the OpenID Connect provider {issuer}; \
+                 its endpoints are in {issuer}'s discovery document"
+            ),
+        }),
+    )
+}
+
+/// `GET /.well-known/openid-configuration` with an external provider: its own document, as
+/// oCIS does with `PROXY_OIDC_REWRITE_WELLKNOWN`, so the desktop and mobile apps that look here
+/// find the provider; a 308 to the provider's URL while Hearth cannot fetch it.
+async fn external_discovery(State(state): State<AppState>) -> Response {
+    let Some(ext) = state.external.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match ext.discovery_document().await {
+        Some(raw) => {
+            let mut r = (StatusCode::OK, raw).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        None => match HeaderValue::from_str(&ext.discovery_url()) {
+            Ok(v) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, v)]).into_response(),
+            Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+        },
+    }
+}
+
 /// 503: the provider has no signing key.
 pub(crate) fn unavailable() -> Response {
     (
@@ -182,9 +243,14 @@ async fn jwks(State(state): State<AppState>) -> Response {
 const REL_ISSUER: &str = "http://openid.net/specs/connect/1.0/issuer";
 const REL_INSTANCE: &str = "http://webfinger.owncloud/rel/server-instance";
 
-/// WebFinger (RFC 7033): the issuer relation for anyone, the instance relation with a valid token.
+/// WebFinger (RFC 7033): the issuer relation (this server, or the external provider) for anyone,
+/// the instance relation with a valid token.
 async fn webfinger(State(state): State<AppState>, req: Request) -> Response {
     let base = request_base(&state, &req);
+    let issuer = match &state.external {
+        Some(e) => e.opts.issuer.clone(),
+        None => base.clone(),
+    };
     let query = req.uri().query().unwrap_or_default();
     let mut resource = None;
     let mut rels = Vec::new();
@@ -201,13 +267,16 @@ async fn webfinger(State(state): State<AppState>, req: Request) -> Response {
             &serde_json::json!({"error": "resource is required"}),
         );
     };
-    let authorized = req
+    let bearer = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|t| verify_access(&state, t.trim(), req.headers()))
-        .is_some();
+        .map(|t| t.trim().to_owned());
+    let authorized = match bearer {
+        Some(t) => crate::auth::bearer(&state, req.headers(), &t).await.is_ok(),
+        None => false,
+    };
     let wanted = |rel: &str| rels.is_empty() || rels.iter().any(|r| r == rel);
     let mut links = Vec::new();
     if wanted(REL_INSTANCE) && authorized {
@@ -216,7 +285,7 @@ async fn webfinger(State(state): State<AppState>, req: Request) -> Response {
         );
     }
     if wanted(REL_ISSUER) {
-        links.push(serde_json::json!({"rel": REL_ISSUER, "href": base}));
+        links.push(serde_json::json!({"rel": REL_ISSUER, "href": issuer}));
     }
     let mut r = json(
         StatusCode::OK,
