@@ -309,12 +309,19 @@ impl Config {
         let origin = path
             .map(|p| format!(" in {} or the environment", p.display()))
             .unwrap_or_default();
-        toml::Value::Table(table)
-            .try_into::<Config>()
-            .map_err(|e| ConfigError::Invalid {
+        // The error names the key it is about (`tls.plain_http: unknown variant ...`).
+        serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
+            let message = e.into_inner().message().to_owned();
+            ConfigError::Invalid {
                 origin,
-                message: e.message().to_owned(),
-            })
+                message: if key == "." {
+                    message
+                } else {
+                    format!("{key}: {message}")
+                },
+            }
+        })
     }
 }
 
@@ -443,5 +450,24 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.port(), 0);
         assert_eq!(c.services, vec!["http".to_string()]);
+    }
+
+    #[test]
+    fn tls_is_on_by_default_and_plain_http_is_configurable() {
+        let c = Config::load(None, env(&[])).unwrap();
+        assert!(c.tls.enabled);
+        assert_eq!(c.tls.plain_http, PlainHttp::Loopback);
+        let c = Config::load(
+            None,
+            env(&[
+                ("HEARTH_TLS__PLAIN_HTTP", "nowhere"),
+                ("HEARTH_TLS__ENABLED", "false"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.tls.plain_http, PlainHttp::Nowhere);
+        assert!(!c.tls.enabled);
+        let err = Config::load(None, env(&[("HEARTH_TLS__PLAIN_HTTP", "lan")])).unwrap_err();
+        assert!(err.to_string().contains("plain_http"), "{err}");
     }
 }

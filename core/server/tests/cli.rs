@@ -154,3 +154,97 @@ fn kill_9_mid_upload_never_leaves_a_truncated_file() {
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     assert!(server.wait().unwrap().success());
 }
+
+/// `hearth app-password add|list|revoke` on a stopped server: the printed password works over
+/// Basic auth (also with `account_password_basic = false`), shows up as used, and stops working
+/// once revoked; bad input gets a clear error.
+#[test]
+fn cli_app_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(add_user(dir.path(), "alice").status.success());
+    let out = hearth(dir.path())
+        .args(["app-password", "add", "alice", "laptop rclone"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let secret = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(secret.len() >= 24, "{secret}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not shown again"));
+    let list = |dir: &std::path::Path| {
+        let out = hearth(dir)
+            .args(["app-password", "list", "alice"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let listed = list(dir.path());
+    let fields: Vec<&str> = listed.trim().split('\t').collect();
+    assert_eq!(fields.len(), 4, "{listed}");
+    let id = fields[0].to_owned();
+    assert_eq!(fields[1], "laptop rclone");
+    assert_eq!(fields[3], "never");
+    assert!(!listed.contains(&secret), "the secret is never listed");
+
+    let propfind = |addr: &str, pass: &str| {
+        let auth = format!("alice:{pass}");
+        let out = std::process::Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "PROPFIND",
+            ])
+            .args(["-H", "Depth: 0", "-u", &auth])
+            .arg(format!("http://{addr}/remote.php/dav/files/alice/"))
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let server = common::Server::start_with_env(
+        dir.path(),
+        &[("HEARTH_AUTH__ACCOUNT_PASSWORD_BASIC", "false")],
+    );
+    assert_eq!(propfind(&server.addr, &secret), "207");
+    assert_eq!(
+        propfind(&server.addr, "secret"),
+        "401",
+        "account password off"
+    );
+    server.stop();
+    assert_ne!(list(dir.path()).trim().split('\t').nth(3), Some("never"));
+
+    // Unknown user, unknown id: clear errors, nothing changed.
+    let out = hearth(dir.path())
+        .args(["app-password", "add", "nobody", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no user nobody"));
+    let out = hearth(dir.path())
+        .args(["app-password", "revoke", "alice", "nosuchid"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+
+    let out = hearth(dir.path())
+        .args(["app-password", "revoke", "alice", &id])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(list(dir.path()).trim(), "");
+    let server = common::Server::start(dir.path(), None);
+    assert_eq!(propfind(&server.addr, &secret), "401", "revoked");
+    server.stop();
+}

@@ -2,7 +2,8 @@
 //! nextcloudcmd sync a tree up, change it on both sides, sync down into an empty folder and must
 //! end byte-identical; a both-sides edit yields the client's conflict copy. The server log shows
 //! which upload protocol carried the large file (TUS for owncloudcmd, chunking NG for
-//! nextcloudcmd). rclone copies, checks with checksums, moves and purges.
+//! nextcloudcmd). rclone copies, checks with checksums, moves and purges. nextcloudcmd also syncs
+//! over HTTPS with `--trust` and with Hearth's CA installed (issue 4).
 //!
 //! Gated with `#[ignore]`: they need Debian's owncloud-client-cmd, nextcloud-desktop-cmd and
 //! rclone, which `scripts/test.sh` installs and runs with `--include-ignored`.
@@ -46,6 +47,18 @@ fn build_tree(root: &Path) {
 
 /// Runs a sync client, which must exit 0 within the time limit.
 fn sync(client: &str, local: &Path, url: &str, exclude: &Path) {
+    let out = sync_cmd(client, local, url, exclude, &[]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{client} failed ({:?}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The command line of one sync run (`extra` goes before the folder and URL).
+fn sync_cmd(client: &str, local: &Path, url: &str, exclude: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new("timeout");
     cmd.arg("300")
         .arg(client)
@@ -62,14 +75,8 @@ fn sync(client: &str, local: &Path, url: &str, exclude: &Path) {
         // Exercise the retries inside one run, as the client does after a needed follow-up.
         cmd.args(["--max-sync-retries", "3"]);
     }
-    let out = cmd.arg(local).arg(url).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{client} failed ({:?}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cmd.args(extra).arg(local).arg(url);
+    cmd
 }
 
 /// `diff -r`, ignoring the clients' journals.
@@ -193,6 +200,113 @@ fn owncloudcmd_syncs_both_ways_with_tus() {
 #[ignore = "needs nextcloudcmd (CI installs it)"]
 fn nextcloudcmd_syncs_both_ways_with_chunking_ng() {
     scenario("nextcloudcmd", "chunking-ng");
+}
+
+/// nextcloudcmd over HTTPS with Hearth's own CA: refused while the CA is unknown, syncing with
+/// `--trust`, and syncing without it once the CA is installed in the system trust store the Debian
+/// way (`/usr/local/share/ca-certificates` + `update-ca-certificates`). The installation happens in
+/// a private mount namespace (`unshare -m`, root), so the machine's real trust store is untouched.
+#[test]
+#[ignore = "needs nextcloudcmd, root and unshare (CI has them)"]
+fn nextcloudcmd_over_https_with_trust_and_with_the_ca_installed() {
+    assert!(have("nextcloudcmd"), "nextcloudcmd is not installed");
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    assert!(add_user(&data, "alice").status.success());
+    let server = Server::start(&data, None);
+    let port = server.addr.rsplit(':').next().unwrap().to_owned();
+    let url = format!("https://localhost:{port}");
+    let exclude = work.path().join("exclude.lst");
+    std::fs::write(&exclude, EXCLUDE).unwrap();
+    let (a, b, c) = (
+        work.path().join("A"),
+        work.path().join("B"),
+        work.path().join("C"),
+    );
+    for d in [&a, &b, &c] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    for i in 0..20 {
+        write(
+            &a.join(format!("dir {}/f{i}.txt", i % 3)),
+            format!("{i}\n").repeat(i + 1).as_bytes(),
+        );
+    }
+    write(&a.join("Grüße.txt"), "tls".as_bytes());
+
+    // The CA is unknown to the client: the handshake fails and nothing is uploaded.
+    let out = sync_cmd("nextcloudcmd", &a, &url, &exclude, &[])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "an unknown CA must be refused");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("SSL handshake failed"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!data.join("files/alice/Grüße.txt").exists());
+
+    // --trust: the user accepted the certificate.
+    let out = sync_cmd("nextcloudcmd", &a, &url, &exclude, &["--trust"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(data.join("files/alice/Grüße.txt")).unwrap(),
+        b"tls"
+    );
+
+    // The CA installed in the system store (inside a private mount namespace).
+    let trust = work.path().join("trust");
+    std::fs::create_dir_all(trust.join("local")).unwrap();
+    assert!(
+        Command::new("cp")
+            .args(["-a", "/etc/ssl/certs"])
+            .arg(trust.join("certs"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::copy(data.join("tls/ca.crt"), trust.join("local/hearth-test.crt")).unwrap();
+    let sync_b = sync_cmd("nextcloudcmd", &b, &url, &exclude, &[]);
+    let shell = format!(
+        "set -e; mount --make-rprivate /; mount --bind '{certs}' /etc/ssl/certs; \
+         mount --bind '{local}' /usr/local/share/ca-certificates; update-ca-certificates >/dev/null; \
+         exec {cmd}",
+        certs = trust.join("certs").display(),
+        local = trust.join("local").display(),
+        cmd = shell_words(&sync_b),
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", &shell])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "nextcloudcmd with the CA installed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    same_tree(&a, &b);
+    // Outside the namespace the CA is still unknown (the host's store was not touched).
+    let out = sync_cmd("nextcloudcmd", &c, &url, &exclude, &[])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    server.stop();
+}
+
+/// A command line as one `sh` string (each word single-quoted).
+fn shell_words(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|w| format!("'{}'", w.to_string_lossy().replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn rclone(args: &[&str]) -> (bool, String) {

@@ -38,7 +38,17 @@ pub struct Server {
 impl Server {
     /// Starts `hearth server` on port 0; with `log`, stderr at info level goes to that file.
     pub fn start(dir: &Path, log: Option<&Path>) -> Self {
+        Self::start_inner(dir, log, &[])
+    }
+
+    /// Starts `hearth server` on port 0 with extra environment (`HEARTH_*` configuration).
+    pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_inner(dir, None, env)
+    }
+
+    fn start_inner(dir: &Path, log: Option<&Path>, env: &[(&str, &str)]) -> Self {
         let mut cmd = hearth(dir);
+        cmd.envs(env.iter().copied());
         cmd.args(["server", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped());
         if let Some(l) = log {
