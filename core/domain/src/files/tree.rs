@@ -391,7 +391,14 @@ impl FileStore {
         let mut folders = 0;
         while let Some((path, dir)) = stack.pop() {
             folders += 1;
-            for (p, id, rec) in self.list_dir(space, &dir, &path)? {
+            let children = match self.list_dir(space, &dir, &path) {
+                Ok(c) => c,
+                // Removed (on disk or by a request) since its parent was listed: the next scan
+                // of the parent reconciles it. Not a reason to fail the whole scan.
+                Err(CoreError::NotFound(_)) if !path.is_root() => continue,
+                Err(e) => return Err(e),
+            };
+            for (p, id, rec) in children {
                 if rec.kind == NodeKind::Dir {
                     let disk = self.disk_path(space, &p);
                     stack.push((p, super::tree::Located { id, rec, disk }));
