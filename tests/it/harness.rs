@@ -126,3 +126,41 @@ pub fn between(s: &str, a: &str, b: &str) -> Option<String> {
 pub fn responses(body: &str) -> usize {
     body.matches("<d:response>").count()
 }
+
+/// `PROPFIND Depth: 0` on `<base>/remote.php/dav/files/<user>/` with a Bearer token; the status.
+pub async fn propfind_bearer(client: &Client, base: &str, user: &str, bearer: &str) -> u16 {
+    client
+        .request(
+            Method::from_bytes(b"PROPFIND").unwrap(),
+            format!("{base}/remote.php/dav/files/{user}/"),
+        )
+        .bearer_auth(bearer)
+        .header("Depth", "0")
+        .body(PROPS)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Runs `tests/python/<script>` with the test venv's interpreter (`TESTS_PYTHON`); it must exit 0.
+/// Its standard output.
+pub async fn run_python(script: &str, args: &[&std::ffi::OsStr]) -> String {
+    let python = std::env::var("TESTS_PYTHON")
+        .unwrap_or_else(|_| "/var/cache/hearth-venv/bin/python".into());
+    let path = format!("{}/python/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = tokio::process::Command::new(python)
+        .arg(path)
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{script}: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

@@ -7,7 +7,7 @@ mod external;
 mod lifecycle;
 mod rp;
 
-use crate::harness::{PROPS, TestServer};
+use crate::harness::TestServer;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, jwk::Jwk};
@@ -161,17 +161,29 @@ async fn exchange(s: &TestServer, c: &Client, code: &str, verifier: &str) -> (u1
     .await
 }
 
+/// Two forgeries of a JWT: its payload naming `user` under the original signature, and the
+/// original payload with `alg: none` and no signature.
+fn forgeries(token: &str, user: &str) -> (String, String) {
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+    claims["preferred_username"] = user.into();
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        parts[2]
+    );
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"at+jwt"}"#),
+        parts[1]
+    );
+    (tampered, none)
+}
+
 async fn propfind(s: &TestServer, bearer: &str) -> u16 {
-    reqwest::Client::new()
-        .request(reqwest::Method::from_bytes(b"PROPFIND").unwrap(), s.dav(""))
-        .bearer_auth(bearer)
-        .header("Depth", "0")
-        .body(PROPS)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    crate::harness::propfind_bearer(&s.client, &s.base, &s.user, bearer).await
 }
 
 #[tokio::test]
@@ -492,22 +504,9 @@ async fn forged_tokens_are_refused() {
     let parts: Vec<&str> = at.split('.').collect();
     let mut claims: Value =
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
-    // Tampered payload, same signature.
-    let mut tampered = claims.clone();
-    tampered["preferred_username"] = "admin".into();
-    let forged = format!(
-        "{}.{}.{}",
-        parts[0],
-        URL_SAFE_NO_PAD.encode(tampered.to_string()),
-        parts[2]
-    );
+    // Tampered payload (same signature), and `alg: none`.
+    let (forged, none) = forgeries(&at, "admin");
     assert_eq!(propfind(&s, &forged).await, 401);
-    // alg: none.
-    let none = format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"at+jwt"}"#),
-        parts[1]
-    );
     assert_eq!(propfind(&s, &none).await, 401);
     // Signed with the real key (read from the data dir) but expired, or for another audience,
     // or from another issuer.

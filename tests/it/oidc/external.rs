@@ -77,19 +77,7 @@ async fn android_token(a: &TestServer) -> String {
 }
 
 async fn propfind_as(s: &TestServer, user: &str, bearer: &str) -> u16 {
-    Client::new()
-        .request(
-            reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
-            format!("{}/remote.php/dav/files/{user}/", s.base),
-        )
-        .bearer_auth(bearer)
-        .header("Depth", "0")
-        .body(PROPS)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    crate::harness::propfind_bearer(&s.client, &s.base, user, bearer).await
 }
 
 /// OCS `cloud/user` with a token: (status, data).
@@ -231,22 +219,9 @@ async fn another_hearth_as_the_external_provider() {
 
     // Tampered payload (same signature), `alg: none`, and tokens re-signed with A's real key but
     // expired, not yet valid, or from another issuer.
-    let parts: Vec<&str> = at.split('.').collect();
     let claims = payload(&at);
-    let mut tampered = claims.clone();
-    tampered["preferred_username"] = "carol".into();
-    let forged = format!(
-        "{}.{}.{}",
-        parts[0],
-        URL_SAFE_NO_PAD.encode(tampered.to_string()),
-        parts[2]
-    );
+    let (forged, none) = forgeries(&at, "carol");
     assert_eq!(propfind(&b, &forged).await, 401);
-    let none = format!(
-        "{}.{}.",
-        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"at+jwt"}"#),
-        parts[1]
-    );
     assert_eq!(propfind(&b, &none).await, 401);
     let key = a_key(&a);
     let kid = jsonwebtoken::decode_header(&at).unwrap().kid;

@@ -4,7 +4,7 @@
 //! access token, userinfo, refresh, revocation, RP-initiated logout), and Authlib (Python).
 
 use super::{DESKTOP, DESKTOP_SECRET};
-use crate::harness::{PROPS, TestServer, between};
+use crate::harness::{TestServer, between};
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
     CoreClientAuthMethod, CoreErrorResponseType, CoreGrantType, CoreJsonWebKey,
@@ -123,19 +123,7 @@ fn query(url: &Url, key: &str) -> Option<String> {
 /// PROPFIND on alice's root and OCS' current user with a Bearer token: (DAV status, OCS status,
 /// OCS user id).
 async fn use_token(c: &reqwest::Client, base: &str, token: &AccessToken) -> (u16, u16, Value) {
-    let dav = c
-        .request(
-            reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
-            format!("{base}/remote.php/dav/files/alice/"),
-        )
-        .bearer_auth(token.secret())
-        .header("Depth", "0")
-        .body(PROPS)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16();
+    let dav = crate::harness::propfind_bearer(c, base, "alice", token.secret()).await;
     let r = c
         .get(format!("{base}/ocs/v2.php/cloud/user?format=json"))
         .bearer_auth(token.secret())
@@ -408,24 +396,12 @@ async fn openidconnect_desktop_client_over_https_on_the_ip_address() {
 async fn authlib_web_client_over_https() {
     let (s, port) = https_server().await;
     let base = format!("https://localhost:{port}");
-    let python = std::env::var("TESTS_PYTHON")
-        .unwrap_or_else(|_| "/var/cache/hearth-venv/bin/python".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/oidc_authlib.py");
-    let out = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(&base)
-        .arg(s.dir.path().join("tls").join("ca.crt"))
-        .arg(&s.user)
-        .arg(&s.pass)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ca = s.dir.path().join("tls").join("ca.crt");
+    let stdout = crate::harness::run_python(
+        "oidc_authlib.py",
+        &[base.as_ref(), ca.as_ref(), s.user.as_ref(), s.pass.as_ref()],
+    )
+    .await;
     let v: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(
         v,

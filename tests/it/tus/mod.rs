@@ -360,25 +360,18 @@ async fn tuspy_interrupted_upload_resumes() {
     let src = s.dir.path().join("src.bin");
     let body = data(3_000_000);
     std::fs::write(&src, &body).unwrap();
-    let python = std::env::var("TESTS_PYTHON")
-        .unwrap_or_else(|_| "/var/cache/hearth-venv/bin/python".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/tus_resume.py");
-    let out = tokio::process::Command::new(python)
-        .arg(script)
-        .arg(s.dav("up/"))
-        .arg(&s.user)
-        .arg(&s.pass)
-        .arg(&src)
-        .arg("resumed.bin")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let url = s.dav("up/");
+    let stdout = crate::harness::run_python(
+        "tus_resume.py",
+        &[
+            url.as_ref(),
+            s.user.as_ref(),
+            s.pass.as_ref(),
+            src.as_ref(),
+            "resumed.bin".as_ref(),
+        ],
+    )
+    .await;
     assert!(stdout.contains("RESUMED at"), "{stdout}");
     assert_eq!(s.get_bytes("up/resumed.bin").await.1, body);
     s.stop().await;
