@@ -16,4 +16,6 @@ if [ -z "$("$HEARTH" user list)" ]; then
   printf '%s\n' "$pw" | "$HEARTH" user add admin --password-stdin
   echo "First run: created user 'admin' with password: $pw"
 fi
+# Where the CA is and its fingerprint: phones and laptops trust it once (see README, HTTPS).
+"$HEARTH" info
 exec "$HEARTH" server "$@"
