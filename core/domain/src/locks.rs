@@ -6,6 +6,7 @@ use crate::auth::Principal;
 use crate::clock::now_secs;
 use hearth_store::{LockRecord, Store};
 use hearth_types::{RelPath, SpaceId};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What a LOCK request asks for.
 #[derive(Debug, Clone)]
@@ -27,6 +28,12 @@ pub struct LockRequest {
 /// The lock service.
 pub struct Locks {
     store: Store,
+    /// Bumped after every lock is created (after its commit).
+    created: AtomicU64,
+    /// The value of `created` read before a snapshot that held no lock at all: while the two are
+    /// equal, no lock exists and write checks need no read transaction. A lock created later
+    /// bumps `created`; a snapshot taken before that lock's commit was read under an older value.
+    empty_at: AtomicU64,
 }
 
 fn names(p: &RelPath) -> Vec<String> {
@@ -55,24 +62,31 @@ fn expiry(timeout: Option<u64>) -> Option<i64> {
 
 impl Locks {
     pub(crate) fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            created: AtomicU64::new(1),
+            empty_at: AtomicU64::new(0),
+        }
     }
 
     fn all_live(&self) -> Result<Vec<LockRecord>, CoreError> {
+        let seen = self.created.load(Ordering::SeqCst);
+        if self.empty_at.load(Ordering::SeqCst) == seen {
+            return Ok(Vec::new());
+        }
         let now = now_secs();
-        Ok(self
-            .store
-            .read(|tx| tx.locks())?
-            .into_iter()
-            .filter(|l| live(l, now))
-            .collect())
+        let all = self.store.read(|tx| tx.locks())?;
+        if all.is_empty() {
+            self.empty_at.store(seen, Ordering::SeqCst);
+        }
+        Ok(all.into_iter().filter(|l| live(l, now)).collect())
     }
 
     /// Creates a lock; `Locked` if it conflicts with an existing one.
     pub fn lock(&self, who: &Principal, req: LockRequest) -> Result<LockRecord, CoreError> {
         let path = names(&req.path);
         let now = now_secs();
-        self.store.write(|tx| {
+        let created = self.store.write(|tx| {
             for l in tx.locks()? {
                 if !live(&l, now) {
                     tx.remove_lock(&l.token)?;
@@ -97,7 +111,10 @@ impl Locks {
             };
             tx.put_lock(&rec)?;
             Ok(rec)
-        })
+        });
+        // After the commit (also when only its flush failed): snapshots from now on may hold it.
+        self.created.fetch_add(1, Ordering::SeqCst);
+        created
     }
 
     /// Refreshes the lock `token`, which must apply to `path`.

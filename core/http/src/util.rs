@@ -17,7 +17,8 @@ pub(crate) async fn request_id(req: Request, next: Next) -> Response {
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        // 128 random bits from the thread-local generator (no getrandom(2) per request).
+        .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
     let span =
         tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path());
     async move {
@@ -60,13 +61,13 @@ pub(crate) fn bad(msg: impl Into<String>) -> ApiError {
 pub(crate) async fn pump<S: Send + 'static>(
     body: axum::body::Body,
     mut sink: S,
-    mut write: impl FnMut(&mut S, &[u8]) -> Result<(), CoreError> + Send + 'static,
+    mut write: impl FnMut(&mut S, bytes::Bytes) -> Result<(), CoreError> + Send + 'static,
 ) -> Result<(S, bool), ApiError> {
     use futures_util::StreamExt;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(16);
     let writer = tokio::task::spawn_blocking(move || -> Result<S, CoreError> {
         while let Some(chunk) = rx.blocking_recv() {
-            write(&mut sink, &chunk)?;
+            write(&mut sink, chunk)?;
         }
         Ok(sink)
     });

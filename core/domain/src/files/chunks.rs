@@ -124,18 +124,20 @@ impl FileStore {
             )));
         }
         let mut up = self.begin_upload()?;
-        let mut buf = vec![0u8; 1 << 20];
         for (name, _) in &chunks {
             let mut f = std::fs::File::open(dir.join(name))
                 .map_err(|e| CoreError::io("reading a chunk", e))?;
             loop {
-                let n = f
-                    .read(&mut buf)
+                // A fresh buffer per MiB (filled without zeroing), shared with the MD5 helper.
+                let mut buf = Vec::with_capacity(1 << 20);
+                let n = (&mut f)
+                    .take(1 << 20)
+                    .read_to_end(&mut buf)
                     .map_err(|e| CoreError::io("reading a chunk", e))?;
                 if n == 0 {
                     break;
                 }
-                up.write(buf.get(..n).unwrap_or_default())?;
+                up.write_bytes(bytes::Bytes::from(buf))?;
             }
         }
         let out = self.finish_upload(who, space, dest, up, opts)?;

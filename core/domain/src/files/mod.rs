@@ -416,15 +416,13 @@ impl FileStore {
     }
 
     fn space_for(&self, who: &Principal, space: SpaceId) -> Result<SpaceRecord, CoreError> {
-        let rec = self
-            .store
-            .read(|tx| tx.space(space))?
-            .ok_or_else(|| CoreError::NotFound("no such space".into()))?;
-        // Only the owner sees a personal space (sharing comes later); others get a plain 404.
-        if rec.owner != Some(who.id) {
-            return Err(CoreError::NotFound("no such space".into()));
-        }
-        Ok(rec)
+        self.store.read(|tx| owned_space(tx, who, space))
+    }
+
+    /// The id of a user's personal space, without I/O. Whether it exists is checked by every
+    /// operation on it (an authenticated account always has one: both are created together).
+    pub fn personal_space_id(&self, user: hearth_types::UserId) -> SpaceId {
+        SpaceId(user.0)
     }
 
     #[expect(
@@ -443,3 +441,19 @@ impl FileStore {
 }
 
 const STRIPES: usize = 64;
+
+/// The space `space` if `who` may use it (inside a read transaction).
+fn owned_space(
+    tx: &hearth_store::ReadTx,
+    who: &Principal,
+    space: SpaceId,
+) -> Result<SpaceRecord, CoreError> {
+    let rec = tx
+        .space(space)?
+        .ok_or_else(|| CoreError::NotFound("no such space".into()))?;
+    // Only the owner sees a personal space (sharing comes later); others get a plain 404.
+    if rec.owner != Some(who.id) {
+        return Err(CoreError::NotFound("no such space".into()));
+    }
+    Ok(rec)
+}

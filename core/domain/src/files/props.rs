@@ -80,21 +80,28 @@ impl FileStore {
     }
 
     pub(crate) fn quota_impl(&self, space: &SpaceRecord) -> Result<Quota, CoreError> {
-        self.store.read(|tx| -> Result<Quota, CoreError> {
-            let used = tx
-                .node(hearth_types::NodeId(space.id.0))?
-                .map_or(0, |r| r.size);
-            let user_quota = match space.owner {
-                Some(owner) => match tx.username_of(owner)? {
-                    Some(name) => tx.user(&name)?.and_then(|u| u.quota),
-                    None => None,
-                },
+        self.store.read(|tx| self.quota_in(tx, space))
+    }
+
+    /// The quota of a space inside a read transaction.
+    pub(crate) fn quota_in(
+        &self,
+        tx: &hearth_store::ReadTx,
+        space: &SpaceRecord,
+    ) -> Result<Quota, CoreError> {
+        let used = tx
+            .node(hearth_types::NodeId(space.id.0))?
+            .map_or(0, |r| r.size);
+        let user_quota = match space.owner {
+            Some(owner) => match tx.username_of(owner)? {
+                Some(name) => tx.user(&name)?.and_then(|u| u.quota),
                 None => None,
-            };
-            Ok(Quota {
-                used,
-                total: user_quota.or(self.opts.default_quota),
-            })
+            },
+            None => None,
+        };
+        Ok(Quota {
+            used,
+            total: user_quota.or(self.opts.default_quota),
         })
     }
 }

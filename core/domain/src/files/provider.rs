@@ -23,8 +23,8 @@ impl StorageProvider for FileStore {
         space: SpaceId,
         path: &RelPath,
     ) -> Result<ResourceInfo, CoreError> {
-        let space = self.space_for(who, space)?;
-        let loc = self.locate(&space, path)?;
+        let (space, loc) = self.space_and_locate(who, space, path)?;
+        let loc = loc.ok_or_else(|| CoreError::NotFound(format!("{path} does not exist")))?;
         let fav = self
             .favorite_flags(who.id, &[loc.id])?
             .first()
@@ -116,8 +116,8 @@ impl StorageProvider for FileStore {
         path: &RelPath,
     ) -> Result<(ResourceInfo, Option<std::fs::File>), CoreError> {
         use std::os::unix::fs::OpenOptionsExt;
-        let space = self.space_for(who, space)?;
-        let loc = self.locate(&space, path)?;
+        let (space, loc) = self.space_and_locate(who, space, path)?;
+        let loc = loc.ok_or_else(|| CoreError::NotFound(format!("{path} does not exist")))?;
         let info = self.info(&space, path.clone(), loc.id, &loc.rec, false);
         if loc.rec.kind == hearth_store::NodeKind::Dir {
             return Ok((info, None));

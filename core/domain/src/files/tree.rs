@@ -211,6 +211,77 @@ impl FileStore {
         }
     }
 
+    /// The caller's space and the node at `path` (`None`: absent), in one read transaction when
+    /// the records match the disk (the usual case); reconciles like [`FileStore::locate`]
+    /// otherwise.
+    pub(crate) fn space_and_locate(
+        &self,
+        who: &crate::auth::Principal,
+        space: SpaceId,
+        path: &RelPath,
+    ) -> Result<(SpaceRecord, Option<Located>), CoreError> {
+        let (rec, walk) = self.store.read(|tx| -> Result<_, CoreError> {
+            let rec = super::owned_space(tx, who, space)?;
+            let walk = walk_readonly(tx, self, &rec, path)?;
+            Ok((rec, walk))
+        })?;
+        let found = match walk {
+            Walk::Found(l) => Some(*l),
+            Walk::Missing => None,
+            Walk::NeedsFix => self
+                .store
+                .write_lazy(|tx| walk_fixing(tx, self, &rec, path))?,
+        };
+        Ok((rec, found))
+    }
+
+    /// Like [`FileStore::locate_parent`], with the space looked up in the same transaction.
+    pub(crate) fn space_and_parent(
+        &self,
+        who: &crate::auth::Principal,
+        space: SpaceId,
+        path: &RelPath,
+    ) -> Result<(SpaceRecord, Located, Name), CoreError> {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            // The space must exist for this answer, as in `locate_parent`'s callers.
+            self.space_for(who, space)?;
+            return Err(CoreError::PermissionDenied(
+                "the space root cannot be replaced".into(),
+            ));
+        };
+        let (rec, found) = self.space_and_locate(who, space, &parent)?;
+        let Some(p) = found else {
+            return Err(CoreError::Conflict(format!(
+                "the parent folder {parent} does not exist"
+            )));
+        };
+        if p.rec.kind != NodeKind::Dir {
+            return Err(CoreError::Conflict(format!("{parent} is not a folder")));
+        }
+        Ok((rec, p, name.clone()))
+    }
+
+    /// The entry `name` in the folder `parent` (`None`: absent) and the space's quota, in one
+    /// read transaction when the records match the disk; reconciles otherwise.
+    pub(crate) fn child_and_quota(
+        &self,
+        space: &SpaceRecord,
+        parent: &Located,
+        name: &Name,
+        path: &RelPath,
+    ) -> Result<(Option<Located>, super::Quota), CoreError> {
+        let (walk, quota) = self.store.read(|tx| -> Result<_, CoreError> {
+            let walk = walk_step(tx, parent, name.as_str())?;
+            Ok((walk, self.quota_in(tx, space)?))
+        })?;
+        match walk {
+            Walk::Found(l) => Ok((Some(*l), quota)),
+            Walk::Missing => Ok((None, quota)),
+            // Reconciling may change sizes: the quota is read again afterwards.
+            Walk::NeedsFix => Ok((self.try_locate(space, path)?, self.quota_impl(space)?)),
+        }
+    }
+
     /// Like [`FileStore::locate`] but `None` when absent.
     pub(crate) fn try_locate(
         &self,
@@ -451,6 +522,28 @@ fn walk_readonly(
         }
     }
     Ok(Walk::Found(Box::new(Located { id, rec, disk })))
+}
+
+/// One step of a read-only walk: `name` in the folder `parent`.
+fn walk_step(tx: &ReadTx, parent: &Located, name: &str) -> Result<Walk, CoreError> {
+    if parent.rec.kind != NodeKind::Dir {
+        return Ok(Walk::Missing);
+    }
+    let disk = parent.disk.join(name);
+    let probe = probe(&disk)?;
+    let child = tx.child(parent.id, name)?;
+    match (child, probe) {
+        (None, None) => Ok(Walk::Missing),
+        (None, Some(_)) | (Some(_), None) => Ok(Walk::NeedsFix),
+        (Some(c), Some((k, m))) => match tx.node(c)? {
+            Some(r) if matches(&r, k, &m) => Ok(Walk::Found(Box::new(Located {
+                id: c,
+                rec: r,
+                disk,
+            }))),
+            _ => Ok(Walk::NeedsFix),
+        },
+    }
 }
 
 fn walk_fixing(

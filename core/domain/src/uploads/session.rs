@@ -204,9 +204,9 @@ impl Uploads {
             .checksum
             .as_ref()
             .and_then(|(a, hex)| ChecksumAlgo::parse(a).map(|a| (a, hex.clone())));
-        let upload = Upload::from_file(self.data_path(&rec.id))?;
+        let mut upload = Upload::from_file(self.data_path(&rec.id))?;
         if let Some((a, want)) = &algo {
-            let sums = upload.checksums();
+            let sums = upload.checksums()?;
             let have = match a {
                 ChecksumAlgo::Sha1 => sums.sha1,
                 ChecksumAlgo::Md5 => sums.md5,

@@ -96,9 +96,7 @@ pub(crate) async fn handle(
             let (files, w) = (state.core.files.clone(), who.clone());
             let (v, file) = blocking(move || files.open_version(&w, &rid, key)).await?;
             let body = if with_body {
-                Body::from_stream(tokio_util::io::ReaderStream::new(
-                    tokio::fs::File::from_std(file),
-                ))
+                super::read::file_body(file, 0, v.size)
             } else {
                 Body::empty()
             };

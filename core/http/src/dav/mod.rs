@@ -166,17 +166,18 @@ pub(crate) fn resolve_target(
     raw: &str,
 ) -> Result<Target, ApiError> {
     let (base, tail, space) = match endpoint(raw) {
+        // The space's existence is checked by the operation itself (no read transaction here).
         Some(Endpoint::Files(prefix, None, tail)) => (
             prefix.to_owned(),
             tail,
-            state.core.files.personal_space(who.id).map_err(ApiError)?,
+            state.core.files.personal_space_id(who.id),
         ),
         Some(Endpoint::Files(prefix, Some(seg), tail)) => {
             let seg = own_user_segment(who, seg)?;
             (
                 format!("{prefix}{seg}"),
                 tail,
-                state.core.files.personal_space(who.id).map_err(ApiError)?,
+                state.core.files.personal_space_id(who.id),
             )
         }
         Some(Endpoint::Space(prefix, seg, tail)) => {

@@ -158,7 +158,7 @@ pub(crate) async fn receive(
 ) -> Result<hearth_domain::Upload, ApiError> {
     let files = state.core.files.clone();
     let up = crate::util::blocking(move || files.begin_upload()).await?;
-    let (up, whole) = crate::util::pump(body, up, |u, b| u.write(b)).await?;
+    let (up, whole) = crate::util::pump(body, up, |u, b| u.write_bytes(b)).await?;
     if !whole {
         // Dropping the upload removes its temporary file: nothing is stored.
         return Err(bad("the request body was cut off"));
