@@ -248,3 +248,15 @@ fn cli_app_passwords() {
     assert_eq!(propfind(&server.addr, &secret), "401", "revoked");
     server.stop();
 }
+
+/// The allocator setting from `.cargo/config.toml` (one jemalloc arena, which keeps peak RSS of
+/// large listings low) is compiled into the binary.
+#[test]
+fn jemalloc_is_built_with_one_arena() {
+    let bin = std::fs::read(env!("CARGO_BIN_EXE_hearth")).unwrap();
+    let needle = b"narenas:1";
+    assert!(
+        bin.windows(needle.len()).any(|w| w == needle),
+        "JEMALLOC_SYS_WITH_MALLOC_CONF from .cargo/config.toml did not reach the build"
+    );
+}
