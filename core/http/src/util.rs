@@ -45,6 +45,29 @@ pub(crate) async fn blocking<T: Send + 'static>(
     }
 }
 
+/// Reads the first `len` bytes of `file` only if the page cache already holds them
+/// (`preadv2(RWF_NOWAIT)`, Linux 4.14+), so it is safe on an async worker. `None` when the read
+/// would wait for the disk, comes up short, or fails: the caller then reads on the blocking pool.
+pub(crate) fn read_if_cached(file: &std::fs::File, len: usize) -> Option<bytes::Bytes> {
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        let rest = buf.get_mut(done..)?;
+        let n = rustix::io::preadv2(
+            file,
+            &mut [std::io::IoSliceMut::new(rest)],
+            u64::try_from(done).ok()?,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        )
+        .ok()?;
+        if n == 0 {
+            return None;
+        }
+        done += n;
+    }
+    Some(buf.into())
+}
+
 /// A header as text, if present and valid.
 pub(crate) fn header<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
@@ -92,4 +115,24 @@ pub(crate) async fn pump<S: Send + 'static>(
         .map_err(|e| ApiError(CoreError::Internal(format!("upload writer failed: {e}"))))?
         .map_err(ApiError)?;
     Ok((sink, whole))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::read_if_cached;
+
+    #[test]
+    fn read_if_cached_takes_cached_bytes_and_refuses_short_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let f = std::fs::File::open(&path).unwrap();
+        // Just written: in the page cache.
+        assert_eq!(read_if_cached(&f, data.len()).unwrap(), data);
+        assert_eq!(read_if_cached(&f, 0).unwrap().len(), 0);
+        // The file is shorter than expected (changed since its stat): the caller falls back.
+        assert!(read_if_cached(&f, data.len() + 1).is_none());
+    }
 }
