@@ -98,13 +98,23 @@ async fn connection(
         return http(stream, peer, Mode::App(port.router), false, cancel).await;
     };
     let mut first = [0u8; 1];
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)).await {
+    // Shutting down drops a connection that has not sent its first byte or finished its
+    // handshake yet: no request of it is in flight.
+    let peeked = tokio::select! {
+        _ = cancel.cancelled() => return,
+        p = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first)) => p,
+    };
+    match peeked {
         Ok(Ok(1)) => {}
         // Closed, failed or silent: nothing to serve.
         _ => return,
     }
     if first[0] == TLS_HANDSHAKE {
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        let handshake = tokio::select! {
+            _ = cancel.cancelled() => return,
+            h = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => h,
+        };
+        match handshake {
             Ok(Ok(tls)) => http(tls, peer, Mode::App(port.router), true, cancel).await,
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),

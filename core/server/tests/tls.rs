@@ -354,3 +354,33 @@ async fn oidc_issuer_follows_the_scheme() {
     assert!(String::from_utf8_lossy(&body).contains("\"issuer\":\"http://localhost\""));
     handle.shutdown().await;
 }
+
+/// Shutting down does not wait for connections with nothing in flight: one that never sent a
+/// byte, one idle between keep-alive requests, and a TLS one idle after its handshake. (Before,
+/// a silent connection held the port's task until the 10 s shutdown limit.)
+#[tokio::test]
+async fn shutdown_does_not_wait_for_idle_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = hearth_server::start(config(dir.path())).await.unwrap();
+    let addr = handle.https_addr().unwrap();
+    let _silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /status.php HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 512];
+    let n = idle.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    let ca = std::fs::read(dir.path().join("tls/ca.crt")).unwrap();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let _tls = connector(&ca)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), handle.shutdown())
+        .await
+        .expect("shutdown finished without waiting for idle connections");
+    // The idle keep-alive connection was closed by the server.
+    let n = idle.read(&mut buf).await.unwrap_or(0);
+    assert_eq!(n, 0);
+}
