@@ -11,6 +11,25 @@ use hearth_store::{NodeKind, SpaceRecord, TrashRecord, WriteTx};
 use hearth_types::{Name, NodeId, RelPath};
 use std::path::{Path, PathBuf};
 
+/// An entry placed at its destination by [`FileStore::place_over`]; the destination stays locked
+/// while this lives.
+pub(crate) struct Placed<'a> {
+    _guard: std::sync::MutexGuard<'a, ()>,
+    /// What was at the destination before, and its key in the trash.
+    displaced: Option<(Located, String)>,
+}
+
+impl Placed<'_> {
+    /// Whether an existing destination was replaced.
+    pub(crate) fn replaced(&self) -> MoveOutcome {
+        if self.displaced.is_some() {
+            MoveOutcome::Replaced
+        } else {
+            MoveOutcome::Created
+        }
+    }
+}
+
 /// Atomically swaps two paths.
 pub(crate) fn exchange(a: &Path, b: &Path) -> Result<(), CoreError> {
     rustix::fs::renameat_with(
@@ -99,6 +118,64 @@ impl FileStore {
     }
 
     /// Moves a disk entry into the space's trash folder; returns its trash key.
+    /// Puts the entry at `src` on disk at `target` (the path `to` of `space`), holding the
+    /// destination's lock until the returned [`Placed`] is dropped. An existing destination is
+    /// replaced atomically when `overwrite` (else 412): it is exchanged into `src`'s place and
+    /// then moved to the trash, so a crash leaves either the old or the new entry under the name.
+    /// Move, copy and trash restore all place their entry this way.
+    pub(crate) fn place_over(
+        &self,
+        space: &SpaceRecord,
+        src: &Path,
+        target: &Path,
+        to: &RelPath,
+        overwrite: bool,
+        what: &'static str,
+    ) -> Result<Placed<'_>, CoreError> {
+        let guard = self.stripe(target);
+        let old = self.try_locate(space, to)?;
+        let displaced = match old {
+            Some(_) if !overwrite => {
+                return Err(CoreError::PreconditionFailed(format!(
+                    "{to} exists and Overwrite is F"
+                )));
+            }
+            Some(o) => {
+                exchange(src, &o.disk)?;
+                // The old destination now sits at `src`.
+                let key = self.stash_in_trash(space, src)?;
+                Some((o, key))
+            }
+            None => {
+                std::fs::rename(src, target).map_err(|e| CoreError::io(what, e))?;
+                None
+            }
+        };
+        Ok(Placed {
+            _guard: guard,
+            displaced,
+        })
+    }
+
+    /// In the commit of a [`Self::place_over`]: the displaced entry leaves its folder for the
+    /// trash. Returns its size (0 if nothing was displaced).
+    pub(crate) fn record_displaced(
+        &self,
+        tx: &WriteTx,
+        space: &SpaceRecord,
+        parent: NodeId,
+        name: &Name,
+        placed: &Placed<'_>,
+        to: &RelPath,
+    ) -> Result<u64, CoreError> {
+        let Some((old, key)) = &placed.displaced else {
+            return Ok(0);
+        };
+        tx.remove_child(parent, name.as_str())?;
+        self.trash_records(tx, space, key, old, to)?;
+        Ok(old.rec.size)
+    }
+
     pub(crate) fn stash_in_trash(
         &self,
         space: &SpaceRecord,
@@ -147,36 +224,14 @@ impl FileStore {
         let src = self.locate(space, from)?;
         let (dparent, dname) = self.locate_parent(space, to)?;
         let target = dparent.disk.join(dname.as_str());
-        let _guard = self.stripe(&target);
-        let old = self.try_locate(space, to)?;
-        if old.is_some() && !overwrite {
-            return Err(CoreError::PreconditionFailed(format!(
-                "{to} exists and Overwrite is F"
-            )));
-        }
-        let trashed = match &old {
-            Some(o) => {
-                exchange(&src.disk, &o.disk)?;
-                // The old destination now sits at the source path.
-                Some(self.stash_in_trash(space, &src.disk)?)
-            }
-            None => {
-                std::fs::rename(&src.disk, &target).map_err(|e| CoreError::io("moving", e))?;
-                None
-            }
-        };
+        let placed = self.place_over(space, &src.disk, &target, to, overwrite, "moving")?;
         self.commit(|tx| -> Result<(), CoreError> {
             let sparent = src
                 .rec
                 .parent
                 .ok_or_else(|| CoreError::Internal("node without parent".into()))?;
             tx.remove_child(sparent, &src.rec.name)?;
-            let mut old_size = 0;
-            if let (Some(o), Some(key)) = (&old, &trashed) {
-                tx.remove_child(dparent.id, dname.as_str())?;
-                self.trash_records(tx, space, key, o, to)?;
-                old_size = o.rec.size;
-            }
+            let old_size = self.record_displaced(tx, space, dparent.id, &dname, &placed, to)?;
             let mut rec = src.rec.clone();
             rec.parent = Some(dparent.id);
             rec.name = dname.as_str().to_owned();
@@ -186,11 +241,7 @@ impl FileStore {
             propagate(tx, dparent.id, to_i64(rec.size) - to_i64(old_size))?;
             Ok(())
         })?;
-        Ok(if old.is_some() {
-            MoveOutcome::Replaced
-        } else {
-            MoveOutcome::Created
-        })
+        Ok(placed.replaced())
     }
 
     pub(crate) fn copy_impl(
@@ -213,40 +264,21 @@ impl FileStore {
         }
         // The copy's content is durable before it takes the destination name.
         self.sync_data()?;
-        let _guard = self.stripe(&target);
-        let old = self.try_locate(space, to)?;
-        if old.is_some() && !overwrite {
-            let _ = std::fs::remove_dir_all(&tmp).or_else(|_| std::fs::remove_file(&tmp));
-            return Err(CoreError::PreconditionFailed(format!(
-                "{to} exists and Overwrite is F"
-            )));
-        }
-        let trashed = match &old {
-            Some(o) => {
-                exchange(&tmp, &o.disk)?;
-                Some(self.stash_in_trash(space, &tmp)?)
-            }
-            None => {
-                std::fs::rename(&tmp, &target).map_err(|e| CoreError::io("copying", e))?;
-                None
+        let placed = match self.place_over(space, &tmp, &target, to, overwrite, "copying") {
+            Ok(p) => p,
+            Err(e) => {
+                // Nothing took the destination name: the copy goes.
+                let _ = std::fs::remove_dir_all(&tmp).or_else(|_| std::fs::remove_file(&tmp));
+                return Err(e);
             }
         };
         self.commit(|tx| -> Result<(), CoreError> {
-            let mut old_size = 0;
-            if let (Some(o), Some(key)) = (&old, &trashed) {
-                tx.remove_child(dparent.id, dname.as_str())?;
-                self.trash_records(tx, space, key, o, to)?;
-                old_size = o.rec.size;
-            }
+            let old_size = self.record_displaced(tx, space, dparent.id, &dname, &placed, to)?;
             let size = build_records(tx, space, &target, dparent.id, &dname, Some(src.id), None)?;
             propagate(tx, dparent.id, to_i64(size) - to_i64(old_size))?;
             Ok(())
         })?;
-        Ok(if old.is_some() {
-            MoveOutcome::Replaced
-        } else {
-            MoveOutcome::Created
-        })
+        Ok(placed.replaced())
     }
 }
 

@@ -2,7 +2,7 @@
 //! ListFileVersions / RestoreFileVersion): restoring puts the item back under its node id,
 //! restoring a version makes the current content a version in turn.
 
-use super::ops::{build_records, exchange};
+use super::ops::build_records;
 use super::tree::{propagate, to_i64};
 use super::{FileStore, MoveOutcome, PutOptions, ResourceInfo};
 use crate::CoreError;
@@ -35,33 +35,17 @@ impl FileStore {
         }
         let (dparent, dname) = self.locate_parent(space, to)?;
         let target = dparent.disk.join(dname.as_str());
-        let _guard = self.stripe(&target);
-        let old = self.try_locate(space, to)?;
-        if old.is_some() && !overwrite {
-            return Err(CoreError::PreconditionFailed(format!(
-                "{to} exists and Overwrite is F"
-            )));
-        }
-        let displaced = match &old {
-            Some(o) => {
-                exchange(&src, &o.disk)?;
-                // The displaced destination now sits at the trash path: trash it under a new key.
-                Some(self.stash_in_trash(space, &src)?)
-            }
-            None => {
-                std::fs::rename(&src, &target)
-                    .map_err(|e| CoreError::io("restoring from the trash", e))?;
-                None
-            }
-        };
+        let placed = self.place_over(
+            space,
+            &src,
+            &target,
+            to,
+            overwrite,
+            "restoring from the trash",
+        )?;
         self.commit(|tx| -> Result<(), CoreError> {
             tx.remove_trash(space.id, key)?;
-            let mut old_size = 0;
-            if let (Some(o), Some(k)) = (&old, &displaced) {
-                tx.remove_child(dparent.id, dname.as_str())?;
-                self.trash_records(tx, space, k, o, to)?;
-                old_size = o.rec.size;
-            }
+            let old_size = self.record_displaced(tx, space, dparent.id, &dname, &placed, to)?;
             let size = build_records(
                 tx,
                 space,
@@ -74,11 +58,7 @@ impl FileStore {
             propagate(tx, dparent.id, to_i64(size) - to_i64(old_size))?;
             Ok(())
         })?;
-        Ok(if old.is_some() {
-            MoveOutcome::Replaced
-        } else {
-            MoveOutcome::Created
-        })
+        Ok(placed.replaced())
     }
 
     /// Empties a space's trash.
