@@ -60,26 +60,6 @@ fn unknown_config_key_is_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("listn"));
 }
 
-/// Starts `hearth server` on port 0 and returns the child and its address.
-fn start_server(dir: &std::path::Path) -> (std::process::Child, String) {
-    let mut server = hearth(dir)
-        .args(["server", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("READY http=")
-        .and_then(|r| r.split_whitespace().next())
-        .expect("READY line")
-        .to_owned();
-    (server, addr)
-}
-
 /// Sends a raw HTTP request and returns the whole response.
 fn http(addr: &str, head: &str, body: &[u8]) -> String {
     use std::io::Read;
@@ -101,7 +81,9 @@ fn put_head(addr: &str, name: &str, len: usize) -> String {
 fn kill_9_mid_upload_never_leaves_a_truncated_file() {
     let dir = tempfile::tempdir().unwrap();
     assert!(add_user(dir.path(), "alice").status.success());
-    let (mut server, addr) = start_server(dir.path());
+    // `Server` kills its child on drop: a failing assertion leaves no server running.
+    let mut server = common::Server::start(dir.path(), None);
+    let addr = server.addr.clone();
     let old = vec![b'o'; 100_000];
     assert!(http(&addr, &put_head(&addr, "big.bin", old.len()), &old).starts_with("HTTP/1.1 201"));
 
@@ -116,8 +98,8 @@ fn kill_9_mid_upload_never_leaves_a_truncated_file() {
         streams.push(tcp);
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    server.kill().unwrap(); // SIGKILL
-    server.wait().unwrap();
+    server.child.kill().unwrap(); // SIGKILL
+    server.child.wait().unwrap();
     drop(streams);
 
     let files = dir.path().join("files/alice");
@@ -131,7 +113,8 @@ fn kill_9_mid_upload_never_leaves_a_truncated_file() {
         "no partial file under the real name"
     );
 
-    let (mut server, addr) = start_server(dir.path());
+    let server = common::Server::start(dir.path(), None);
+    let addr = server.addr.clone();
     assert_eq!(
         std::fs::read_dir(dir.path().join("system/tmp"))
             .unwrap()
@@ -150,9 +133,7 @@ fn kill_9_mid_upload_never_leaves_a_truncated_file() {
         get.starts_with("HTTP/1.1 200") && get.ends_with(&"o".repeat(1000)),
         "served whole after restart"
     );
-    let pid = rustix::process::Pid::from_raw(i32::try_from(server.id()).unwrap()).unwrap();
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    assert!(server.wait().unwrap().success());
+    server.stop();
 }
 
 /// `hearth app-password add|list|revoke` on a stopped server: the printed password works over
