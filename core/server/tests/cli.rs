@@ -147,14 +147,10 @@ fn cli_app_passwords() {
         .args(["app-password", "add", "alice", "laptop rclone"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let secret = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let secret = common::succeeded(out).trim().to_owned();
     assert!(secret.len() >= 24, "{secret}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not shown again"));
+    assert!(stderr.contains("not shown again"));
     let list = |dir: &std::path::Path| {
         let out = hearth(dir)
             .args(["app-password", "list", "alice"])
@@ -215,14 +211,11 @@ fn cli_app_passwords() {
         .unwrap();
     assert!(!out.status.success());
 
-    let out = hearth(dir.path())
-        .args(["app-password", "revoke", "alice", &id])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        hearth(dir.path())
+            .args(["app-password", "revoke", "alice", &id])
+            .output()
+            .unwrap(),
     );
     assert_eq!(list(dir.path()).trim(), "");
     let server = common::Server::start(dir.path(), None);

@@ -45,6 +45,17 @@ fn build_tree(root: &Path) {
     write(&root.join("with space/x #%&+'.txt"), b"special");
 }
 
+/// The exclude list and three empty local folders A, B, C for sync clients.
+fn sync_folders(work: &Path) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let exclude = work.join("exclude.lst");
+    std::fs::write(&exclude, EXCLUDE).unwrap();
+    let (a, b, c) = (work.join("A"), work.join("B"), work.join("C"));
+    for d in [&a, &b, &c] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    (exclude, a, b, c)
+}
+
 /// Runs a sync client, which must exit 0 within the time limit.
 fn sync(client: &str, local: &Path, url: &str, exclude: &Path) {
     let out = sync_cmd(client, local, url, exclude, &[]).output().unwrap();
@@ -116,16 +127,7 @@ fn scenario(client: &str, expected_protocol: &str) {
     assert!(add_user(&data, "alice").status.success());
     let server = Server::start(&data, Some(&work.path().join("server.log")));
     let url = server.url();
-    let exclude = work.path().join("exclude.lst");
-    std::fs::write(&exclude, EXCLUDE).unwrap();
-    let (a, b, c) = (
-        work.path().join("A"),
-        work.path().join("B"),
-        work.path().join("C"),
-    );
-    for d in [&a, &b, &c] {
-        std::fs::create_dir_all(d).unwrap();
-    }
+    let (exclude, a, b, c) = sync_folders(work.path());
 
     // 1. Up, then a fresh download: byte-identical.
     build_tree(&a);
@@ -217,16 +219,7 @@ fn nextcloudcmd_over_https_with_trust_and_with_the_ca_installed() {
     let server = Server::start(&data, None);
     let port = server.addr.rsplit(':').next().unwrap().to_owned();
     let url = format!("https://localhost:{port}");
-    let exclude = work.path().join("exclude.lst");
-    std::fs::write(&exclude, EXCLUDE).unwrap();
-    let (a, b, c) = (
-        work.path().join("A"),
-        work.path().join("B"),
-        work.path().join("C"),
-    );
-    for d in [&a, &b, &c] {
-        std::fs::create_dir_all(d).unwrap();
-    }
+    let (exclude, a, b, c) = sync_folders(work.path());
     for i in 0..20 {
         write(
             &a.join(format!("dir {}/f{i}.txt", i % 3)),
@@ -248,13 +241,10 @@ fn nextcloudcmd_over_https_with_trust_and_with_the_ca_installed() {
     assert!(!data.join("files/alice/Grüße.txt").exists());
 
     // --trust: the user accepted the certificate.
-    let out = sync_cmd("nextcloudcmd", &a, &url, &exclude, &["--trust"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    common::succeeded(
+        sync_cmd("nextcloudcmd", &a, &url, &exclude, &["--trust"])
+            .output()
+            .unwrap(),
     );
     assert_eq!(
         std::fs::read(data.join("files/alice/Grüße.txt")).unwrap(),
