@@ -21,19 +21,22 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest discovery document or JWKS accepted.
 const MAX_BODY: usize = 1024 * 1024;
-/// Signature algorithms accepted: asymmetric only (never `none` or HMAC, whose "key" would be
-/// public).
-const ALGORITHMS: &[Algorithm] = &[
+/// The signature algorithms an RSA key may verify.
+const RSA_ALGORITHMS: &[Algorithm] = &[
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,
     Algorithm::PS256,
     Algorithm::PS384,
     Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
-    Algorithm::EdDSA,
 ];
+
+/// Signature algorithms accepted: asymmetric only (never `none` or HMAC, whose "key" would be
+/// public).
+fn accepted(alg: Algorithm) -> bool {
+    RSA_ALGORITHMS.contains(&alg)
+        || matches!(alg, Algorithm::ES256 | Algorithm::ES384 | Algorithm::EdDSA)
+}
 
 /// How Hearth trusts an external provider.
 #[derive(Debug, Clone)]
@@ -174,7 +177,7 @@ impl ExternalIdp {
     /// Verifies an access token and names its account.
     pub(crate) async fn verify(&self, token: &str) -> Result<Identity, Refused> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| Refused::Malformed)?;
-        if !ALGORITHMS.contains(&header.alg) {
+        if !accepted(header.alg) {
             return Err(Refused::Algorithm(header.alg));
         }
         // RFC 9068 asks for `at+jwt`, but Keycloak and others send `JWT` or nothing; other
@@ -396,14 +399,7 @@ fn key_of(v: &Value) -> Option<Key> {
         return None;
     }
     let by_type: &[Algorithm] = match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => &[
-            Algorithm::RS256,
-            Algorithm::RS384,
-            Algorithm::RS512,
-            Algorithm::PS256,
-            Algorithm::PS384,
-            Algorithm::PS512,
-        ],
+        AlgorithmParameters::RSA(_) => RSA_ALGORITHMS,
         AlgorithmParameters::EllipticCurve(p) => match p.curve {
             EllipticCurve::P256 => &[Algorithm::ES256],
             EllipticCurve::P384 => &[Algorithm::ES384],
