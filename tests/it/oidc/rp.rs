@@ -9,7 +9,8 @@ use openidconnect::core::{
     CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
     CoreClientAuthMethod, CoreErrorResponseType, CoreGrantType, CoreJsonWebKey,
     CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreResponseMode,
-    CoreResponseType, CoreRevocableToken, CoreSubjectIdentifierType, CoreUserInfoClaims,
+    CoreResponseType, CoreRevocableToken, CoreSubjectIdentifierType, CoreTokenResponse,
+    CoreUserInfoClaims,
 };
 use openidconnect::url::Url;
 use openidconnect::{
@@ -245,6 +246,15 @@ async fn sign_in(rp: &Rp, http: &Https, browser: &reqwest::Client, issuer: &str)
 }
 
 /// Refreshes; the provider must refuse with `invalid_grant`.
+/// A successful refresh-token grant.
+async fn refreshed(rp: &Rp, http: &Https, rt: &RefreshToken) -> CoreTokenResponse {
+    rp.exchange_refresh_token(rt)
+        .unwrap()
+        .request_async(http)
+        .await
+        .unwrap()
+}
+
 async fn assert_refresh_refused(rp: &Rp, http: &Https, rt: &RefreshToken) {
     match rp
         .exchange_refresh_token(rt)
@@ -299,12 +309,7 @@ async fn openidconnect_web_client_over_https() {
     assert_eq!(info.preferred_username().map(|u| u.as_str()), Some("alice"));
 
     // Refresh: a new access token that works, a rotated refresh token, a fresh ID token.
-    let t2 = rp
-        .exchange_refresh_token(&t.refresh)
-        .unwrap()
-        .request_async(&http)
-        .await
-        .unwrap();
+    let t2 = refreshed(&rp, &http, &t.refresh).await;
     let rt2 = t2.refresh_token().unwrap().clone();
     assert_ne!(rt2.secret(), t.refresh.secret());
     assert_ne!(t2.access_token().secret(), t.access.secret());
@@ -351,12 +356,7 @@ async fn openidconnect_desktop_client_over_https_on_the_ip_address() {
         use_token(&c, &base, &t.access).await,
         (207, 200, Value::from("alice"))
     );
-    let t2 = rp
-        .exchange_refresh_token(&t.refresh)
-        .unwrap()
-        .request_async(&http)
-        .await
-        .unwrap();
+    let t2 = refreshed(&rp, &http, &t.refresh).await;
     let rt2 = t2.refresh_token().unwrap().clone();
     assert_eq!(use_token(&c, &base, t2.access_token()).await.0, 207);
 
