@@ -10,6 +10,7 @@ mod ops;
 mod props;
 mod provider;
 mod recycle;
+mod staging;
 mod tree;
 mod write;
 
@@ -19,7 +20,9 @@ pub use write::{ChecksumAlgo, PutOptions, Upload};
 use crate::CoreError;
 use crate::auth::Principal;
 use crate::clock::now_ns;
-use hearth_store::{GroupSync, NodeRecord, SpaceKind, SpaceRecord, Store, UserRecord, WriteTx};
+use hearth_store::{
+    Batcher, GroupSync, Hooks, NodeRecord, SpaceKind, SpaceRecord, Store, UserRecord, WriteTx,
+};
 use hearth_types::{NodeId, RelPath, ResourceId, SpaceId, StorageId};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -269,12 +272,17 @@ pub struct FileStore {
     trash_dir: PathBuf,
     versions_dir: PathBuf,
     chunks_dir: PathBuf,
+    /// Uploads stage in unnamed `O_TMPFILE` inodes (see `staging`).
+    unnamed_tmp: bool,
     /// The data directory, held open for `syncfs`.
     data_fd: std::fs::File,
     /// Shares one `syncfs` between uploads whose content must be durable before their rename.
     data_sync: GroupSync,
     /// Shares one `syncfs` + durable metadata commit between operations that renamed something.
     tree_sync: GroupSync,
+    /// Shares the `syncfs` calls, one write transaction and its durable commit between uploads
+    /// taking their names.
+    upload_batch: Batcher<CoreError>,
     /// Serialises the final step of writes to the same path (striped by path hash).
     stripes: [Mutex<()>; STRIPES],
 }
@@ -310,10 +318,12 @@ impl FileStore {
         let storage_id = store.storage_id()?;
         let data_fd = std::fs::File::open(&opts.data_dir)
             .map_err(|e| CoreError::io("opening the data directory", e))?;
+        let unnamed_tmp = staging::unnamed_works(&tmp_dir);
         Ok(Self {
             store,
             opts,
             storage_id,
+            unnamed_tmp,
             tmp_dir,
             trash_dir,
             versions_dir,
@@ -322,6 +332,7 @@ impl FileStore {
             data_fd,
             data_sync: GroupSync::default(),
             tree_sync: GroupSync::default(),
+            upload_batch: Batcher::default(),
         })
     }
 
@@ -346,6 +357,25 @@ impl FileStore {
             Ok::<(), CoreError>(self.store.flush()?)
         })?;
         Ok(out)
+    }
+
+    /// Group commit of a change that gives a file its name: `place` runs once the content of
+    /// every file in the batch is durable (one shared `syncfs`), then `f` in a write transaction
+    /// shared by the batch, committed durably after one more `syncfs` (the new names). Both
+    /// closures own their inputs: the batch's leader may run them on another thread. `f` may run
+    /// twice (see [`Batcher`]).
+    pub(crate) fn commit_placed<S: Send + 'static, T: Send + 'static>(
+        &self,
+        place: impl FnOnce() -> Result<S, CoreError> + Send + 'static,
+        f: impl FnMut(&WriteTx, &S) -> Result<T, CoreError> + Send + 'static,
+    ) -> Result<T, CoreError> {
+        let sync = || self.syncfs();
+        let hooks = Hooks {
+            before_prepare: &sync,
+            before_commit: &sync,
+        };
+        self.store
+            .write_batched(&self.upload_batch, &hooks, place, f)
     }
 
     fn syncfs(&self) -> Result<(), CoreError> {

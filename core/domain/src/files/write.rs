@@ -2,6 +2,7 @@
 //! fsynced and renamed over the real name in one step, so a reader (or a crash) only ever sees the
 //! old content or the new content whole. The replaced content is kept as a version (hard link).
 
+use super::staging::{self, Staging};
 use super::tree::{Located, new_etag, propagate, record_from_disk, to_i64};
 use super::{FileStore, ResourceInfo};
 use crate::CoreError;
@@ -55,14 +56,14 @@ pub struct PutOptions {
 
 /// An upload in progress: a temporary file plus running hashes.
 pub struct Upload {
-    path: PathBuf,
+    staging: Staging,
     /// Buffered: network chunks are small, write(2) calls should not be.
     file: std::io::BufWriter<File>,
     sha1: sha1::Sha1,
     md5: Option<Md5>,
     adler: adler2::Adler32,
     len: u64,
-    /// Renamed into place: nothing to clean up.
+    /// Given its real name: nothing to clean up.
     placed: bool,
 }
 
@@ -225,7 +226,7 @@ impl Upload {
         self.file
             .flush()
             .map_err(|e| CoreError::io("writing an upload", e))?;
-        std::fs::rename(&self.path, path).map_err(|e| CoreError::io("storing a chunk", e))?;
+        staging::place(self.file.get_ref(), &self.staging, path)?;
         self.placed = true;
         Ok(())
     }
@@ -240,7 +241,7 @@ impl Upload {
             .open(&path)
             .map_err(|e| CoreError::io("opening an upload", e))?;
         let mut up = Upload {
-            path,
+            staging: Staging::Named(path),
             file: std::io::BufWriter::new(
                 file.try_clone()
                     .map_err(|e| CoreError::io("opening an upload", e))?,
@@ -290,9 +291,9 @@ impl Upload {
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        // Unless it was renamed into place, the temporary file goes.
+        // Unless it took its real name, the temporary file goes.
         if !self.placed {
-            let _ = std::fs::remove_file(&self.path);
+            staging::discard(&self.staging);
         }
     }
 }
@@ -306,17 +307,9 @@ impl FileStore {
     /// Starts an upload; SHA-1, MD5 and Adler-32 are computed while it streams in (clients such as
     /// rclone compare MD5, the desktop clients SHA-1), as oCIS does after an upload.
     pub(crate) fn begin_upload_impl(&self) -> Result<Upload, CoreError> {
-        // 128 random bits from the thread-local generator (no getrandom(2) per upload).
-        let path = self
-            .tmp_dir
-            .join(format!("{:032x}", rand::random::<u128>()));
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .map_err(|e| CoreError::io("creating an upload file", e))?;
+        let (file, staging) = staging::create(&self.tmp_dir, self.unnamed_tmp)?;
         Ok(Upload {
-            path,
+            staging,
             file: std::io::BufWriter::with_capacity(1 << 20, file),
             sha1: sha1::Sha1::new(),
             md5: Some(Md5::new()),
@@ -402,9 +395,6 @@ impl FileStore {
                 .set_modified(t)
                 .map_err(|e| CoreError::io("setting the modification time", e))?;
         }
-        // The content is durable before it takes the real name (one shared syncfs per batch).
-        self.sync_data()?;
-
         // Two read transactions: the space with the parent folder, then (under the path's lock)
         // the current entry with the quota.
         let (space, parent, name) = self.space_and_parent(who, space_id, path)?;
@@ -431,23 +421,25 @@ impl FileStore {
             Some(e) => Some(self.link_version(e)?),
             None => None,
         };
-        std::fs::rename(&up.path, &target)
-            .map_err(|e| CoreError::io("putting an upload in place", e))?;
-        up.placed = true;
-        // fstat of the open file: the inode now under the real name, without a path lookup.
-        let meta = up
-            .file
-            .get_ref()
-            .metadata()
-            .map_err(|e| CoreError::io("reading an upload", e))?;
-        let disk_mtime = meta.modified().map(system_ns).unwrap_or_else(|_| now_ns());
-
         let new_len = up.len;
-        let result = self.commit(|tx| -> Result<_, CoreError> {
+        let (space_id, parent_id, name_owned) = (space.id, parent.id, name.as_str().to_owned());
+        let version_key = version.as_ref().map(|(key, _)| *key);
+        // Both steps own their inputs: the batch's leader may run them on its thread. The
+        // content is durable before it takes the real name (the batch's first syncfs).
+        let place = move || -> Result<std::fs::Metadata, CoreError> {
+            staging::place(up.file.get_ref(), &up.staging, &target)?;
+            up.placed = true;
+            // fstat of the open file: the inode now under the real name, without a path lookup.
+            up.file
+                .get_ref()
+                .metadata()
+                .map_err(|e| CoreError::io("reading an upload", e))
+        };
+        let result = self.commit_placed(place, move |tx, meta| -> Result<_, CoreError> {
+            let disk_mtime = meta.modified().map(system_ns).unwrap_or_else(|_| now_ns());
             // Re-read inside the transaction: the record is the truth for the id.
-            let fresh =
-                || record_from_disk(space.id, parent.id, name.as_str(), NodeKind::File, &meta);
-            let (id, mut rec, created) = match tx.child(parent.id, name.as_str())? {
+            let fresh = || record_from_disk(space_id, parent_id, &name_owned, NodeKind::File, meta);
+            let (id, mut rec, created) = match tx.child(parent_id, &name_owned)? {
                 Some(id) => match tx.node(id)? {
                     Some(rec) => (id, rec, false),
                     None => (id, fresh(), true),
@@ -455,11 +447,11 @@ impl FileStore {
                 None => (NodeId::random(), fresh(), true),
             };
             let delta = to_i64(new_len) - if created { 0 } else { to_i64(rec.size) };
-            if let (Some((key, _)), false) = (&version, created) {
+            if let (Some(key), false) = (version_key, created) {
                 tx.put_version(
                     id,
                     &VersionRecord {
-                        key: *key,
+                        key,
                         size: rec.size,
                         mtime_ns: rec.mtime_ns,
                         etag: rec.etag.clone(),
@@ -475,8 +467,8 @@ impl FileStore {
             rec.etag = new_etag();
             rec.checksums = Some(checksums.clone());
             tx.put_node(id, &rec)?;
-            tx.put_child(parent.id, name.as_str(), id)?;
-            propagate(tx, parent.id, delta)?;
+            tx.put_child(parent_id, &name_owned, id)?;
+            propagate(tx, parent_id, delta)?;
             Ok((id, rec, created))
         });
         let (id, rec, created) = match result {
