@@ -1,26 +1,27 @@
-//! Group commit of whole transactions: concurrent writers queue their change, and one of them (the
-//! leader) applies every queued change in a single write transaction, runs a pre-commit step
-//! (the file store's `syncfs`) and commits durably once for all of them. A redb commit costs far
-//! more than the few records one upload changes, and concurrent uploads into one folder rewrite
-//! the same ancestor records, so 16 uploads cost about one commit instead of sixteen.
+//! Group commit of changes that give files their names (uploads), in a two-stage pipeline of
+//! rounds:
+//!
+//! 1. the *place* thread takes every change queued meanwhile, runs one `sync` (the file store's
+//!    `syncfs`), which makes the content of these files durable, and also the names given in
+//!    the previous round; then it runs each new change's file-system step (linkat/rename to the
+//!    real name) and hands the round to stage 2 at once;
+//! 2. the *commit* thread applies every round handed over in a single write transaction and
+//!    commits it durably, while the place thread's next `sync` makes those names durable; a
+//!    caller hears back once both its record and its name are durable.
+//!
+//! So content is durable before it takes its name, and each round costs one `syncfs` and one
+//! redb commit however many uploads it carries (concurrent uploads into one folder rewrite the
+//! same ancestor records, so 16 uploads cost about one commit instead of sixteen). Callers wait
+//! on a receipt, blocking or `async` (a request task waits without holding a thread).
 //!
 //! A change that fails must not leave half its writes in its neighbours' transaction: when any
 //! change in a batch fails, the batch is abandoned and every change is applied again in a
 //! transaction of its own, so each caller sees exactly its own outcome.
 
-use crate::{StoreError, WriteTx};
+use crate::{Store, StoreError, WriteTx};
 use redb::{Database, Durability};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-
-/// The steps a leader runs around a batch: `before_prepare` before any change's file-system
-/// step (the file store's data `syncfs`: content durable before it takes its name),
-/// `before_commit` after every change is applied (`syncfs` again: the new names durable).
-pub struct Hooks<'a, E> {
-    /// Runs once before the changes' `prepare` steps.
-    pub before_prepare: &'a (dyn Fn() -> Result<(), E> + Sync),
-    /// Runs once before the commit.
-    pub before_commit: &'a (dyn Fn() -> Result<(), E> + Sync),
-}
+use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
+use tokio::sync::oneshot;
 
 /// One queued change, with its types erased.
 trait Pending<E>: Send {
@@ -32,40 +33,6 @@ trait Pending<E>: Send {
     fn reset(&mut self);
     /// Hands the outcome to the waiting caller: the kept value after `Ok`, else the error.
     fn deliver(self: Box<Self>, outcome: Result<(), E>);
-    /// Wakes the waiting caller to lead the next batch.
-    fn hand_over(&self);
-}
-
-/// Where a caller waits: for its outcome, or for its turn to lead.
-struct Slot<T, E> {
-    state: Mutex<Turn<T, E>>,
-    cv: Condvar,
-}
-
-enum Turn<T, E> {
-    Waiting,
-    Lead,
-    Done(Result<T, E>),
-}
-
-impl<T, E> Slot<T, E> {
-    fn set(&self, turn: Turn<T, E>) {
-        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = turn;
-        self.cv.notify_one();
-    }
-
-    /// Blocks until the outcome is in (`Ok`) or the caller must lead (`Err`).
-    fn wait(&self) -> Result<Result<T, E>, ()> {
-        let mut turn = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            match std::mem::replace(&mut *turn, Turn::Waiting) {
-                Turn::Done(result) => return Ok(result),
-                Turn::Lead => return Err(()),
-                Turn::Waiting => {}
-            }
-            turn = self.cv.wait(turn).unwrap_or_else(PoisonError::into_inner);
-        }
-    }
 }
 
 struct Entry<S, T, E, P, F> {
@@ -73,10 +40,10 @@ struct Entry<S, T, E, P, F> {
     prepared: Option<S>,
     f: F,
     value: Option<T>,
-    slot: Arc<Slot<T, E>>,
+    reply: oneshot::Sender<Result<T, E>>,
 }
 
-/// Runs `f` on the leader's thread: a panic fails this change instead of stranding the batch.
+/// Runs `f` on the commit thread: a panic fails this change instead of the whole thread.
 fn guarded<R, E: From<StoreError>>(f: impl FnOnce() -> Result<R, E>) -> Result<R, E> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
         .unwrap_or_else(|_| Err(StoreError::Db("a batched change panicked".into()).into()))
@@ -111,177 +78,301 @@ where
     }
 
     fn deliver(self: Box<Self>, outcome: Result<(), E>) {
-        let Entry { value, slot, .. } = *self;
+        let Entry {
+            f,
+            prepared,
+            value,
+            reply,
+            ..
+        } = *self;
+        // What the change holds (an upload's path lock, its file) goes before its caller hears.
+        drop((f, prepared));
         let result = outcome.and_then(|()| {
             value.ok_or_else(|| StoreError::Db("a batched change kept no value".into()).into())
         });
-        slot.set(Turn::Done(result));
-    }
-
-    fn hand_over(&self) {
-        self.slot.set(Turn::Lead);
+        // The caller may have gone (a dropped request): the change is committed all the same.
+        let _ = reply.send(result);
     }
 }
 
-/// The queue of changes waiting for a leader.
-pub struct Batcher<E> {
-    state: Mutex<State<E>>,
+/// The outcome of a submitted change, once it is durable.
+pub struct Receipt<T, E>(oneshot::Receiver<Result<T, E>>);
+
+impl<T, E: From<StoreError>> Receipt<T, E> {
+    /// Blocks the thread until the change is durable (or failed).
+    pub fn wait(self) -> Result<T, E> {
+        self.0
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(stopped().into()))
+    }
+
+    /// Waits without holding a thread.
+    pub async fn done(self) -> Result<T, E> {
+        self.0.await.unwrap_or_else(|_| Err(stopped().into()))
+    }
 }
 
-struct State<E> {
-    queue: Vec<Box<dyn Pending<E>>>,
-    /// A leader is applying a batch, or has been chosen to apply the next one.
-    leading: bool,
+fn stopped() -> StoreError {
+    StoreError::Db("the commit thread stopped".into())
 }
 
-impl<E> Default for Batcher<E> {
-    fn default() -> Self {
-        Self {
-            state: Mutex::new(State {
-                queue: Vec::new(),
-                leading: false,
-            }),
+/// Changes per round at most (bounds how long one round keeps the next one waiting).
+const MAX_BATCH: usize = 256;
+
+/// A round's changes, with its number.
+type Round<E> = (u64, Vec<Box<dyn Pending<E>>>);
+
+/// How far the names given by the place thread are durable.
+#[derive(Default)]
+struct Names {
+    state: Mutex<NamesState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct NamesState {
+    /// The names of every round below this one are durable.
+    durable_below: u64,
+    /// Rounds whose names the `sync` failed to make durable, and why (until stage 2 reports them).
+    failed: std::collections::BTreeMap<u64, String>,
+    /// The place thread has stopped: no more rounds will become durable.
+    stopped: bool,
+}
+
+impl Names {
+    /// Blocks until the names of every round up to `round` are durable or failed; returns the
+    /// failed ones with the reason (and forgets them). If the place thread stopped first, every
+    /// round not yet durable counts as failed.
+    fn wait_durable(&self, round: u64) -> std::collections::BTreeMap<u64, String> {
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while s.durable_below <= round && !s.stopped {
+            s = self.cv.wait(s).unwrap_or_else(PoisonError::into_inner);
         }
+        let mut failed = std::mem::take(&mut s.failed);
+        if let Some(later) = round.checked_add(1) {
+            s.failed = failed.split_off(&later);
+        }
+        for r in s.durable_below..=round {
+            failed.insert(r, stopped().to_string());
+        }
+        failed
+    }
+
+    fn update(&self, f: impl FnOnce(&mut NamesState)) {
+        f(&mut self.state.lock().unwrap_or_else(PoisonError::into_inner));
+        self.cv.notify_all();
     }
 }
 
-impl<E: Send + From<StoreError> + 'static> Batcher<E> {
-    /// Runs `prepare` (once) and then applies `f` in a write transaction shared with concurrent
-    /// callers, returning once it is durable. `f` may run twice (the second time alone) if a
-    /// neighbour in its batch fails.
-    pub(crate) fn run<S, T, P, F>(
-        &self,
-        db: &Database,
-        hooks: &Hooks<'_, E>,
-        prepare: P,
-        f: F,
-    ) -> Result<T, E>
+/// The place and commit threads and their queue.
+pub struct Committer<E> {
+    queue: Option<mpsc::Sender<Box<dyn Pending<E>>>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl<E: Send + From<StoreError> + std::fmt::Display + 'static> Committer<E> {
+    /// Starts the threads `name`-place and `name` for `store`; `sync` makes every write to the
+    /// file system so far durable.
+    pub fn start(
+        store: &Store,
+        name: &str,
+        sync: impl Fn() -> Result<(), E> + Send + 'static,
+    ) -> Result<Self, StoreError> {
+        let (queue, rx) = mpsc::channel::<Box<dyn Pending<E>>>();
+        let (handover, placed) = mpsc::channel::<Round<E>>();
+        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(f)
+                .map_err(|e| StoreError::Db(format!("starting the commit threads: {e}")))
+        };
+        let store = store.clone();
+        let names = Arc::new(Names::default());
+        let placer_names = names.clone();
+        let threads = vec![
+            spawn(
+                format!("{name}-place"),
+                Box::new(move || {
+                    place_rounds(&rx, &sync, &handover, &placer_names);
+                    placer_names.update(|s| s.stopped = true);
+                }),
+            )?,
+            spawn(
+                name.into(),
+                Box::new(move || commit_rounds(store.db(), &placed, &names)),
+            )?,
+        ];
+        Ok(Self {
+            queue: Some(queue),
+            threads,
+        })
+    }
+
+    /// Queues a change: `prepare` (its file-system step, run once, after its content is
+    /// durable) and then `f` in a write transaction shared with the other changes of its round.
+    /// `f` may run twice: the second time alone, if another change of its round failed.
+    pub fn submit<S, T, P, F>(&self, prepare: P, f: F) -> Receipt<T, E>
     where
         S: Send + 'static,
         T: Send + 'static,
         P: FnOnce() -> Result<S, E> + Send + 'static,
         F: FnMut(&WriteTx, &S) -> Result<T, E> + Send + 'static,
     {
-        let slot = Arc::new(Slot {
-            state: Mutex::new(Turn::Waiting),
-            cv: Condvar::new(),
+        let (reply, rx) = oneshot::channel();
+        let entry = Box::new(Entry {
+            prepare: Some(prepare),
+            prepared: None,
+            f,
+            value: None,
+            reply,
         });
-        let lead_now = {
-            let mut state = self.lock();
-            state.queue.push(Box::new(Entry {
-                prepare: Some(prepare),
-                prepared: None,
-                f,
-                value: None,
-                slot: slot.clone(),
-            }));
-            !std::mem::replace(&mut state.leading, true)
+        // A closed queue drops the entry, and with it the reply: the receipt reports it.
+        if let Some(queue) = &self.queue {
+            let _ = queue.send(entry);
+        }
+        Receipt(rx)
+    }
+}
+
+impl<E> Drop for Committer<E> {
+    /// Lets the threads finish what is queued, then joins them.
+    fn drop(&mut self) {
+        self.queue = None;
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Moves everything already queued on `rx` into `batch` (up to [`MAX_BATCH`]).
+fn drain<T>(rx: &mpsc::Receiver<T>, batch: &mut Vec<T>) {
+    while batch.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(p) => batch.push(p),
+            Err(_) => break,
+        }
+    }
+}
+
+/// Stage 1: one `sync` per round, then the new names (see the module documentation).
+fn place_rounds<E: From<StoreError> + std::fmt::Display>(
+    rx: &mpsc::Receiver<Box<dyn Pending<E>>>,
+    sync: &dyn Fn() -> Result<(), E>,
+    handover: &mpsc::Sender<Round<E>>,
+    names: &Names,
+) {
+    let mut round: u64 = 0;
+    // Whether the last round gave names that no `sync` has covered yet.
+    let mut unsynced = false;
+    loop {
+        let mut fresh = Vec::new();
+        if !unsynced {
+            match rx.recv() {
+                Ok(p) => fresh.push(p),
+                Err(_) => return,
+            }
+        }
+        drain(rx, &mut fresh);
+        round += 1;
+        match sync() {
+            Ok(()) => names.update(|s| s.durable_below = round),
+            Err(e) => {
+                let why = e.to_string();
+                // The previous round's names may not be durable: its callers get the error.
+                names.update(|s| {
+                    s.failed.insert(round - 1, why.clone());
+                    s.durable_below = round;
+                });
+                for p in fresh {
+                    p.deliver(Err(StoreError::Db(why.clone()).into()));
+                }
+                unsynced = false;
+                continue;
+            }
+        }
+        let mut named = Vec::with_capacity(fresh.len());
+        for mut p in fresh {
+            match p.prepare() {
+                Ok(()) => named.push(p),
+                Err(e) => p.deliver(Err(e)),
+            }
+        }
+        unsynced = !named.is_empty();
+        if unsynced && let Err(mpsc::SendError((_, lost))) = handover.send((round, named)) {
+            for p in lost {
+                p.deliver(Err(stopped().into()));
+            }
+        }
+    }
+}
+
+/// Stage 2: every round handed over so far in one durable transaction; each change is
+/// answered once its round's names are durable too.
+fn commit_rounds<E: From<StoreError>>(
+    db: &Database,
+    placed: &mpsc::Receiver<Round<E>>,
+    names: &Names,
+) {
+    while let Ok(first) = placed.recv() {
+        let mut rounds = vec![first];
+        while let Ok(more) = placed.try_recv() {
+            rounds.push(more);
+        }
+        let mut batch: Vec<(u64, Box<dyn Pending<E>>)> = rounds
+            .into_iter()
+            .flat_map(|(r, changes)| changes.into_iter().map(move |p| (r, p)))
+            .collect();
+        let outcomes: Vec<Result<(), E>> = match apply_together(db, &mut batch) {
+            Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+            // A change failed: none of the batch is kept; each goes again alone and gets its
+            // own outcome.
+            Err(_) => batch
+                .iter_mut()
+                .map(|(_, p)| {
+                    p.reset();
+                    apply_alone(db, p.as_mut())
+                })
+                .collect(),
         };
-        // Each waiter is woken once: with its outcome, or to lead the batch its change is in.
-        if !lead_now && let Ok(result) = slot.wait() {
-            return result;
+        let newest = batch.last().map_or(0, |(r, _)| *r);
+        let failed = names.wait_durable(newest);
+        for ((round, p), outcome) in batch.into_iter().zip(outcomes) {
+            let outcome = match (failed.get(&round), outcome) {
+                (Some(why), Ok(())) => Err(StoreError::Db(why.clone()).into()),
+                (_, o) => o,
+            };
+            p.deliver(outcome);
         }
-        let batch = std::mem::take(&mut self.lock().queue);
-        apply_batch(db, hooks, batch);
-        {
-            let mut state = self.lock();
-            match state.queue.first() {
-                Some(next) => next.hand_over(),
-                None => state.leading = false,
-            }
-        }
-        // Our change was in the batch we just applied.
-        match slot.wait() {
-            Ok(result) => result,
-            Err(()) => Err(StoreError::Db("a batch leader was chosen twice".into()).into()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State<E>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Applies a batch in one durable transaction, or each change alone if anything fails.
-fn apply_batch<E: From<StoreError>>(
-    db: &Database,
-    hooks: &Hooks<'_, E>,
-    batch: Vec<Box<dyn Pending<E>>>,
-) {
-    if (hooks.before_prepare)().is_err() {
-        return apply_each_alone(db, hooks, batch);
-    }
-    let mut ready = Vec::with_capacity(batch.len());
-    for mut p in batch {
-        match p.prepare() {
-            Ok(()) => ready.push(p),
-            Err(e) => p.deliver(Err(e)),
-        }
-    }
-    match apply_together(db, hooks, &mut ready) {
-        Ok(()) => {
-            for p in ready {
-                p.deliver(Ok(()));
-            }
-        }
-        Err(_) => apply_each_alone(db, hooks, ready),
-    }
-}
-
-fn apply_each_alone<E: From<StoreError>>(
-    db: &Database,
-    hooks: &Hooks<'_, E>,
-    batch: Vec<Box<dyn Pending<E>>>,
-) {
-    for mut p in batch {
-        p.reset();
-        let outcome = apply_alone(db, hooks, p.as_mut());
-        p.deliver(outcome);
     }
 }
 
 fn apply_together<E: From<StoreError>>(
     db: &Database,
-    hooks: &Hooks<'_, E>,
-    batch: &mut [Box<dyn Pending<E>>],
+    batch: &mut [(u64, Box<dyn Pending<E>>)],
 ) -> Result<(), E> {
     let tx = begin(db)?;
-    for p in batch.iter_mut() {
+    for (_, p) in batch.iter_mut() {
         if let Err(e) = p.apply(&tx) {
             tx.into_inner().abort().map_err(StoreError::from)?;
             return Err(e);
         }
     }
-    commit(tx, hooks)
+    tx.into_inner().commit().map_err(StoreError::from)?;
+    Ok(())
 }
 
-/// One change in its own transaction, with its own hooks (each caller gets its own error).
-fn apply_alone<E: From<StoreError>>(
-    db: &Database,
-    hooks: &Hooks<'_, E>,
-    p: &mut dyn Pending<E>,
-) -> Result<(), E> {
-    (hooks.before_prepare)()?;
-    p.prepare()?;
+fn apply_alone<E: From<StoreError>>(db: &Database, p: &mut dyn Pending<E>) -> Result<(), E> {
     let tx = begin(db)?;
     if let Err(e) = p.apply(&tx) {
         tx.into_inner().abort().map_err(StoreError::from)?;
         return Err(e);
     }
-    commit(tx, hooks)
+    tx.into_inner().commit().map_err(StoreError::from)?;
+    Ok(())
 }
 
 fn begin(db: &Database) -> Result<WriteTx, StoreError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)?;
     Ok(WriteTx::new(txn))
-}
-
-fn commit<E: From<StoreError>>(tx: WriteTx, hooks: &Hooks<'_, E>) -> Result<(), E> {
-    if let Err(e) = (hooks.before_commit)() {
-        tx.into_inner().abort().map_err(StoreError::from)?;
-        return Err(e);
-    }
-    tx.into_inner().commit().map_err(StoreError::from)?;
-    Ok(())
 }

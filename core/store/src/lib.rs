@@ -15,7 +15,7 @@ pub use error::StoreError;
 pub use records::*;
 pub use tx::{ReadTx, WriteTx};
 
-pub use batch::{Batcher, Hooks};
+pub use batch::{Committer, Receipt};
 pub use commit::GroupSync;
 use redb::{Builder, ConcurrencyMode, Database, Durability, ReadableDatabase};
 use std::path::Path;
@@ -104,25 +104,9 @@ impl Store {
         }
     }
 
-    /// Runs `prepare` (a file-system step, once), then applies `f` in a write transaction
-    /// shared with concurrent callers of the same `batcher` (group commit, see [`Batcher`]) and
-    /// returns once it is durable. `f` may run twice: the second time alone, if another change
-    /// of its batch failed.
-    pub fn write_batched<S, T, E, P, F>(
-        &self,
-        batcher: &Batcher<E>,
-        hooks: &Hooks<'_, E>,
-        prepare: P,
-        f: F,
-    ) -> Result<T, E>
-    where
-        S: Send + 'static,
-        T: Send + 'static,
-        E: Send + From<StoreError> + 'static,
-        P: FnOnce() -> Result<S, E> + Send + 'static,
-        F: FnMut(&WriteTx, &S) -> Result<T, E> + Send + 'static,
-    {
-        batcher.run(&self.inner.db, hooks, prepare, f)
+    /// The database, for the commit thread.
+    pub(crate) fn db(&self) -> &Database {
+        &self.inner.db
     }
 
     /// Forces every earlier commit to disk (used at shutdown).

@@ -114,43 +114,30 @@ fn concurrent_writers_all_land() {
 /// transaction) fails alone and leaves nothing behind, its neighbours land.
 #[test]
 fn batched_writes_share_transactions_and_fail_alone() {
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.redb")).unwrap();
-    let batcher = Batcher::<StoreError>::default();
-    let (prepares, commits) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    let before_prepare = || -> Result<(), StoreError> {
-        prepares.fetch_add(1, Ordering::SeqCst);
+    let syncs = Arc::new(AtomicUsize::new(0));
+    let counted = syncs.clone();
+    let committer = Committer::<StoreError>::start(&store, "test-commit", move || {
+        counted.fetch_add(1, Ordering::SeqCst);
         std::thread::sleep(std::time::Duration::from_millis(1));
         Ok(())
-    };
-    let before_commit = || -> Result<(), StoreError> {
-        commits.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    };
-    let hooks = Hooks {
-        before_prepare: &before_prepare,
-        before_commit: &before_commit,
-    };
+    })
+    .unwrap();
     let space = SpaceId::random();
     let parent = NodeId::random();
     let results: Vec<(usize, Result<NodeId, StoreError>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..16)
-            .flat_map(|t| (0..20).map(move |i| (t, i)))
-            .collect::<Vec<_>>()
-            .chunks(20)
-            .map(|chunk| {
-                let chunk = chunk.to_vec();
-                let (store, batcher, hooks) = (&store, &batcher, &hooks);
+            .map(|t| {
+                let committer = &committer;
                 s.spawn(move || {
-                    chunk
-                        .into_iter()
-                        .map(|(t, i)| {
+                    (0..20)
+                        .map(|i| {
                             let n = t * 20 + i;
                             let name = format!("f{n}");
-                            let r = store.write_batched(
-                                batcher,
-                                hooks,
+                            let receipt = committer.submit(
                                 move || {
                                     if n % 50 == 7 {
                                         return Err(StoreError::Db("prepare refused".into()));
@@ -166,7 +153,7 @@ fn batched_writes_share_transactions_and_fail_alone() {
                                     Ok(*id)
                                 },
                             );
-                            (n, r)
+                            (n, receipt.wait())
                         })
                         .collect::<Vec<_>>()
                 })
@@ -188,15 +175,71 @@ fn batched_writes_share_transactions_and_fail_alone() {
         }
         if r.is_err() {
             assert!(listed.is_none(), "a failed change left f{n} behind");
-            let id = store.read(|tx| tx.child(parent, &format!("f{n}"))).unwrap();
-            assert!(id.is_none());
         }
     }
     assert_eq!(children.len(), 320 - 2 * 7);
-    let commits = commits.load(Ordering::SeqCst);
+    let syncs = syncs.load(Ordering::SeqCst);
     assert!(
-        commits < 320,
-        "{commits} commits for 320 changes: nothing was batched"
+        (1..320).contains(&syncs),
+        "{syncs} syncs for 320 changes: nothing was batched"
     );
-    assert!(prepares.load(Ordering::SeqCst) >= 1);
+    // Dropping the committer finishes its queue and stops the thread: the store is free.
+    drop(committer);
+    drop(store);
+    Store::open(&dir.path().join("db.redb")).unwrap();
+}
+
+/// A failing `sync` fails the changes whose content or names it should have made durable, with
+/// its reason; every change reported done is in the store.
+#[test]
+fn a_failed_sync_fails_its_rounds_only() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.redb")).unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let committer = Committer::<StoreError>::start(&store, "test-commit", move || {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        match counted.fetch_add(1, Ordering::SeqCst) {
+            3 | 4 => Err(StoreError::Db("sync refused".into())),
+            _ => Ok(()),
+        }
+    })
+    .unwrap();
+    let parent = NodeId::random();
+    let space = SpaceId::random();
+    let receipts: Vec<_> = (0..200)
+        .map(|n| {
+            let name = format!("f{n}");
+            let receipt = committer.submit(
+                || Ok(NodeId::random()),
+                move |tx, id| {
+                    tx.put_node(*id, &node(space, Some(parent), &name))?;
+                    tx.put_child(parent, &name, *id)?;
+                    Ok(*id)
+                },
+            );
+            std::thread::sleep(std::time::Duration::from_micros(50));
+            receipt
+        })
+        .collect();
+    let results: Vec<_> = receipts.into_iter().map(|r| r.wait()).collect();
+    let children = store.read(|tx| tx.children(parent)).unwrap();
+    let mut failed = 0;
+    for (n, r) in results.iter().enumerate() {
+        match r {
+            Ok(id) => assert!(
+                children
+                    .iter()
+                    .any(|(name, i)| *name == format!("f{n}") && i == id),
+                "f{n} was reported done but is not stored"
+            ),
+            Err(e) => {
+                assert!(e.to_string().contains("sync refused"), "{e}");
+                failed += 1;
+            }
+        }
+    }
+    assert!(failed > 0 && failed < 200, "{failed} of 200 failed");
 }

@@ -4,38 +4,36 @@
 use super::FileStore;
 use crate::CoreError;
 use crate::clock::{now_ns, now_secs};
-use hearth_store::{SpaceRecord, TrashRecord, VersionRecord};
+use hearth_store::{SpaceRecord, TrashRecord, VersionRecord, WriteTx};
 use hearth_types::NodeId;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Inside an upload's transaction: drops the records of `node`'s versions beyond `max_count`
+/// and older than `max_age` (oldest first) and returns their files, to delete after the commit.
+pub(crate) fn prune_versions(
+    tx: &WriteTx,
+    versions_dir: &Path,
+    node: NodeId,
+    max_count: usize,
+    max_age: Duration,
+) -> Result<Vec<PathBuf>, CoreError> {
+    let versions = tx.versions(node)?;
+    let max_age_ns = i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX);
+    let cutoff = now_ns().saturating_sub(max_age_ns);
+    let excess = versions.len().saturating_sub(max_count);
+    let dir = versions_dir.join(node.to_string());
+    let mut doomed = Vec::new();
+    for (i, v) in versions.iter().enumerate() {
+        if i < excess || i64::try_from(v.key).unwrap_or(i64::MAX) < cutoff {
+            tx.remove_version(node, v.key)?;
+            doomed.push(dir.join(v.key.to_string()));
+        }
+    }
+    Ok(doomed)
+}
 
 impl FileStore {
-    /// Drops versions of `node` beyond the configured count and age (oldest first).
-    pub(crate) fn prune_versions(&self, node: NodeId) -> Result<(), CoreError> {
-        let versions = self.store.read(|tx| tx.versions(node))?;
-        let max_age_ns = i64::try_from(self.opts.versions_max_age.as_nanos()).unwrap_or(i64::MAX);
-        let cutoff = now_ns().saturating_sub(max_age_ns);
-        let excess = versions.len().saturating_sub(self.opts.versions_max_count);
-        let doomed: Vec<&VersionRecord> = versions
-            .iter()
-            .enumerate()
-            .filter(|(i, v)| *i < excess || i64::try_from(v.key).unwrap_or(i64::MAX) < cutoff)
-            .map(|(_, v)| v)
-            .collect();
-        if doomed.is_empty() {
-            return Ok(());
-        }
-        self.store.write(|tx| -> Result<(), CoreError> {
-            for v in &doomed {
-                tx.remove_version(node, v.key)?;
-            }
-            Ok(())
-        })?;
-        let dir = self.versions_dir.join(node.to_string());
-        for v in doomed {
-            let _ = std::fs::remove_file(dir.join(v.key.to_string()));
-        }
-        Ok(())
-    }
-
     /// The versions of a file, oldest first.
     pub fn versions_of(&self, node: NodeId) -> Result<Vec<VersionRecord>, CoreError> {
         Ok(self.store.read(|tx| tx.versions(node))?)

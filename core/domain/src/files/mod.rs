@@ -11,6 +11,7 @@ mod props;
 mod provider;
 mod recycle;
 mod staging;
+mod stripes;
 mod tree;
 mod write;
 
@@ -21,12 +22,13 @@ use crate::CoreError;
 use crate::auth::Principal;
 use crate::clock::now_ns;
 use hearth_store::{
-    Batcher, GroupSync, Hooks, NodeRecord, SpaceKind, SpaceRecord, Store, UserRecord, WriteTx,
+    Committer, GroupSync, NodeRecord, Receipt, SpaceKind, SpaceRecord, Store, UserRecord, WriteTx,
 };
 use hearth_types::{NodeId, RelPath, ResourceId, SpaceId, StorageId};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
+use stripes::{StripeGuard, Stripes};
 
 /// Where and how files are kept.
 #[derive(Debug, Clone)]
@@ -280,11 +282,11 @@ pub struct FileStore {
     data_sync: GroupSync,
     /// Shares one `syncfs` + durable metadata commit between operations that renamed something.
     tree_sync: GroupSync,
-    /// Shares the `syncfs` calls, one write transaction and its durable commit between uploads
-    /// taking their names.
-    upload_batch: Batcher<CoreError>,
+    /// The commit thread placing uploads: shares the `syncfs` calls, one write transaction and
+    /// its durable commit between the uploads queued meanwhile.
+    uploads: Committer<CoreError>,
     /// Serialises the final step of writes to the same path (striped by path hash).
-    stripes: [Mutex<()>; STRIPES],
+    stripes: Arc<Stripes>,
 }
 
 impl FileStore {
@@ -319,6 +321,12 @@ impl FileStore {
         let data_fd = std::fs::File::open(&opts.data_dir)
             .map_err(|e| CoreError::io("opening the data directory", e))?;
         let unnamed_tmp = staging::unnamed_works(&tmp_dir);
+        let uploads = {
+            let fd = data_fd
+                .try_clone()
+                .map_err(|e| CoreError::io("opening the data directory", e))?;
+            Committer::start(&store, "hearth-commit", move || syncfs(&fd))?
+        };
         Ok(Self {
             store,
             opts,
@@ -328,11 +336,11 @@ impl FileStore {
             trash_dir,
             versions_dir,
             chunks_dir,
-            stripes: std::array::from_fn(|_| Mutex::new(())),
+            stripes: Arc::default(),
             data_fd,
             data_sync: GroupSync::default(),
             tree_sync: GroupSync::default(),
-            upload_batch: Batcher::default(),
+            uploads,
         })
     }
 
@@ -359,28 +367,20 @@ impl FileStore {
         Ok(out)
     }
 
-    /// Group commit of a change that gives a file its name: `place` runs once the content of
-    /// every file in the batch is durable (one shared `syncfs`), then `f` in a write transaction
-    /// shared by the batch, committed durably after one more `syncfs` (the new names). Both
-    /// closures own their inputs: the batch's leader may run them on another thread. `f` may run
-    /// twice (see [`Batcher`]).
-    pub(crate) fn commit_placed<S: Send + 'static, T: Send + 'static>(
+    /// Group commit of a change that gives a file its name: the commit threads run `place` once
+    /// the content of every file in its round is durable (one shared `syncfs`), then `f` in a
+    /// write transaction shared by the round, and answer once the record and (after the next
+    /// round's `syncfs`) the new name are durable. `f` may run twice (see [`Committer`]).
+    pub(crate) fn submit_placed<S: Send + 'static, T: Send + 'static>(
         &self,
         place: impl FnOnce() -> Result<S, CoreError> + Send + 'static,
         f: impl FnMut(&WriteTx, &S) -> Result<T, CoreError> + Send + 'static,
-    ) -> Result<T, CoreError> {
-        let sync = || self.syncfs();
-        let hooks = Hooks {
-            before_prepare: &sync,
-            before_commit: &sync,
-        };
-        self.store
-            .write_batched(&self.upload_batch, &hooks, place, f)
+    ) -> Receipt<T, CoreError> {
+        self.uploads.submit(place, f)
     }
 
     fn syncfs(&self) -> Result<(), CoreError> {
-        rustix::fs::syncfs(&self.data_fd)
-            .map_err(|e| CoreError::io("syncing the data directory", std::io::Error::from(e)))
+        syncfs(&self.data_fd)
     }
 
     /// The storage provider id.
@@ -455,22 +455,11 @@ impl FileStore {
         SpaceId(user.0)
     }
 
-    #[expect(
-        clippy::indexing_slicing,
-        reason = "the index is reduced modulo STRIPES"
-    )]
-    fn stripe(&self, key: &std::path::Path) -> std::sync::MutexGuard<'_, ()> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        key.hash(&mut h);
-        let i = usize::try_from(h.finish() % STRIPES as u64).unwrap_or(0) % STRIPES;
-        self.stripes[i]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Holds the write stripe of `key` (see [`stripes`]).
+    fn stripe(&self, key: &std::path::Path) -> StripeGuard {
+        self.stripes.lock(key)
     }
 }
-
-const STRIPES: usize = 64;
 
 /// The space `space` if `who` may use it (inside a read transaction).
 fn owned_space(
@@ -486,4 +475,10 @@ fn owned_space(
         return Err(CoreError::NotFound("no such space".into()));
     }
     Ok(rec)
+}
+
+/// `syncfs(2)` of the file system holding `fd`.
+fn syncfs(fd: &std::fs::File) -> Result<(), CoreError> {
+    rustix::fs::syncfs(fd)
+        .map_err(|e| CoreError::io("syncing the data directory", std::io::Error::from(e)))
 }

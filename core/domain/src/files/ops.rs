@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 
 /// An entry placed at its destination by [`FileStore::place_over`]; the destination stays locked
 /// while this lives.
-pub(crate) struct Placed<'a> {
-    _guard: std::sync::MutexGuard<'a, ()>,
+pub(crate) struct Placed {
+    _guard: super::stripes::StripeGuard,
     /// What was at the destination before, and its key in the trash.
     displaced: Option<(Located, String)>,
 }
 
-impl Placed<'_> {
+impl Placed {
     /// Whether an existing destination was replaced.
     pub(crate) fn replaced(&self) -> MoveOutcome {
         if self.displaced.is_some() {
@@ -131,7 +131,7 @@ impl FileStore {
         to: &RelPath,
         overwrite: bool,
         what: &'static str,
-    ) -> Result<Placed<'_>, CoreError> {
+    ) -> Result<Placed, CoreError> {
         let guard = self.stripe(target);
         let old = self.try_locate(space, to)?;
         let displaced = match old {
@@ -165,7 +165,7 @@ impl FileStore {
         space: &SpaceRecord,
         parent: NodeId,
         name: &Name,
-        placed: &Placed<'_>,
+        placed: &Placed,
         to: &RelPath,
     ) -> Result<u64, CoreError> {
         let Some((old, key)) = &placed.displaced else {

@@ -106,7 +106,7 @@ impl StorageProvider for FileStore {
         upload: Upload,
         opts: &PutOptions,
     ) -> Result<(ResourceInfo, bool), CoreError> {
-        self.finish_upload_impl(who, space, path, upload, opts)
+        self.stage_upload(who, space, path, upload, opts)?.wait()
     }
 
     fn open_read(

@@ -146,7 +146,9 @@ impl FileStore {
             mtime_secs: Some(v.mtime_ns.div_euclid(1_000_000_000)),
             ..PutOptions::default()
         };
-        let (info, _) = self.finish_upload_impl(who, space.id, &file.path, up, &opts)?;
+        let (info, _) = self
+            .stage_upload(who, space.id, &file.path, up, &opts)?
+            .wait()?;
         Ok(info)
     }
 }

@@ -1,15 +1,18 @@
-//! Uploads: content is streamed into a temporary file beside the data (hashing as it goes), then
-//! fsynced and renamed over the real name in one step, so a reader (or a crash) only ever sees the
-//! old content or the new content whole. The replaced content is kept as a version (hard link).
+//! Uploads: content is streamed into an unnamed temporary file (hashing as it goes, see
+//! `staging`), made durable, then given the real name in one step (linkat, or rename over an old
+//! file), so a reader (or a crash) only ever sees the old content or the new content whole. The
+//! replaced content is kept as a version (hard link). The durable steps run on the upload commit
+//! threads, shared by every upload finishing at the same time (`hearth_store::Committer`).
 
+use super::history::prune_versions;
 use super::staging::{self, Staging};
 use super::tree::{Located, new_etag, propagate, record_from_disk, to_i64};
 use super::{FileStore, ResourceInfo};
 use crate::CoreError;
 use crate::auth::Principal;
 use crate::clock::{now_ns, system_ns};
-use hearth_store::{Checksums, NodeKind, VersionRecord};
-use hearth_types::{NodeId, RelPath, SpaceId};
+use hearth_store::{Checksums, NodeKind, NodeRecord, Receipt, SpaceRecord, VersionRecord};
+use hearth_types::{NodeId, RelPath, ResourceId, SpaceId};
 use sha1::Digest;
 use std::fs::File;
 use std::io::Write;
@@ -298,6 +301,91 @@ impl Drop for Upload {
     }
 }
 
+/// What the commit thread reports for a placed upload.
+struct Committed {
+    id: NodeId,
+    rec: NodeRecord,
+    created: bool,
+    /// Version files whose records the same transaction dropped (over the retention limits).
+    pruned: Vec<PathBuf>,
+}
+
+/// An upload handed to the commit thread. [`StagedUpload::wait`] (blocking) or
+/// [`StagedUpload::done`] (`async`) returns its resource and whether it was created, once its
+/// content, name and record are durable.
+pub struct StagedUpload {
+    receipt: Receipt<Committed, CoreError>,
+    storage_id: hearth_types::StorageId,
+    space: SpaceRecord,
+    path: RelPath,
+    /// The replaced content's version link, removed if the upload fails.
+    version: Option<PathBuf>,
+}
+
+impl StagedUpload {
+    /// Blocks the thread until the upload is durable.
+    pub fn wait(self) -> Result<(ResourceInfo, bool), CoreError> {
+        let outcome = self.receipt.wait();
+        finish(
+            self.storage_id,
+            self.space,
+            self.path,
+            self.version,
+            outcome,
+        )
+    }
+
+    /// Waits without holding a thread.
+    pub async fn done(self) -> Result<(ResourceInfo, bool), CoreError> {
+        let outcome = self.receipt.done().await;
+        finish(
+            self.storage_id,
+            self.space,
+            self.path,
+            self.version,
+            outcome,
+        )
+    }
+}
+
+fn finish(
+    storage_id: hearth_types::StorageId,
+    space: SpaceRecord,
+    path: RelPath,
+    version: Option<PathBuf>,
+    outcome: Result<Committed, CoreError>,
+) -> Result<(ResourceInfo, bool), CoreError> {
+    match outcome {
+        Ok(c) => {
+            for p in &c.pruned {
+                let _ = std::fs::remove_file(p);
+            }
+            let info = ResourceInfo {
+                id: ResourceId {
+                    storage: storage_id,
+                    space: space.id,
+                    node: c.id,
+                },
+                path,
+                kind: c.rec.kind,
+                size: c.rec.size,
+                mtime_ns: c.rec.mtime_ns,
+                etag: c.rec.etag,
+                checksums: c.rec.checksums,
+                owner: space.owner,
+                favorite: false,
+            };
+            Ok((info, c.created))
+        }
+        Err(e) => {
+            if let Some(p) = version {
+                let _ = std::fs::remove_file(p);
+            }
+            Err(e)
+        }
+    }
+}
+
 fn etag_matches(list: &[String], etag: &str) -> bool {
     list.iter()
         .any(|e| e == "*" || e.trim_start_matches("W/").trim_matches('"') == etag)
@@ -344,14 +432,16 @@ impl FileStore {
         Ok(())
     }
 
-    pub(crate) fn finish_upload_impl(
+    /// Verifies an upload, checks its conditions and the quota, and hands it to the commit thread
+    /// (see [`FileStore::submit_placed`]); the [`StagedUpload`] tells when it has its real name.
+    pub fn stage_upload(
         &self,
         who: &Principal,
         space_id: SpaceId,
         path: &RelPath,
         mut up: Upload,
         opts: &PutOptions,
-    ) -> Result<(ResourceInfo, bool), CoreError> {
+    ) -> Result<StagedUpload, CoreError> {
         if let Some(n) = opts.expected_len
             && n != up.len
         {
@@ -399,7 +489,8 @@ impl FileStore {
         // the current entry with the quota.
         let (space, parent, name) = self.space_and_parent(who, space_id, path)?;
         let target = parent.disk.join(name.as_str());
-        let _guard = self.stripe(&target);
+        // Held until the record is durable: released by the commit thread with the change.
+        let guard = self.stripe(&target);
         let (existing, quota) = self.child_and_quota(&space, &parent, &name, path)?;
         if let Some(e) = &existing
             && e.rec.kind == NodeKind::Dir
@@ -435,7 +526,13 @@ impl FileStore {
                 .metadata()
                 .map_err(|e| CoreError::io("reading an upload", e))
         };
-        let result = self.commit_placed(place, move |tx, meta| -> Result<_, CoreError> {
+        let (versions_dir, max_count, max_age) = (
+            self.versions_dir.clone(),
+            self.opts.versions_max_count,
+            self.opts.versions_max_age,
+        );
+        let receipt = self.submit_placed(place, move |tx, meta| -> Result<_, CoreError> {
+            let _held = &guard;
             let disk_mtime = meta.modified().map(system_ns).unwrap_or_else(|_| now_ns());
             // Re-read inside the transaction: the record is the truth for the id.
             let fresh = || record_from_disk(space_id, parent_id, &name_owned, NodeKind::File, meta);
@@ -469,21 +566,25 @@ impl FileStore {
             tx.put_node(id, &rec)?;
             tx.put_child(parent_id, &name_owned, id)?;
             propagate(tx, parent_id, delta)?;
-            Ok((id, rec, created))
+            let pruned = if created {
+                Vec::new()
+            } else {
+                prune_versions(tx, &versions_dir, id, max_count, max_age)?
+            };
+            Ok(Committed {
+                id,
+                rec,
+                created,
+                pruned,
+            })
         });
-        let (id, rec, created) = match result {
-            Ok(v) => v,
-            Err(e) => {
-                if let Some((_, vpath)) = &version {
-                    let _ = std::fs::remove_file(vpath);
-                }
-                return Err(e);
-            }
-        };
-        if !created {
-            self.prune_versions(id)?;
-        }
-        Ok((self.info(&space, path.clone(), id, &rec, false), created))
+        Ok(StagedUpload {
+            receipt,
+            storage_id: self.storage_id,
+            space,
+            path: path.clone(),
+            version: version.map(|(_, p)| p),
+        })
     }
 
     /// Hard-links the current content of a file into the versions folder; returns (key, path).

@@ -99,7 +99,7 @@ pub(crate) async fn put(
         })
         .await?;
     }
-    let (info, created) = if small {
+    let staged = if small {
         let body = axum::body::to_bytes(
             req.into_body(),
             usize::try_from(SMALL_BODY).unwrap_or(usize::MAX),
@@ -110,17 +110,19 @@ pub(crate) async fn put(
             submitted.allow(c, w, space, path, false)?;
             let mut up = c.files.begin_upload()?;
             up.write(&body)?;
-            c.files.finish_upload(w, space, path, up, &opts)
+            c.files.stage_upload(w, space, path, up, &opts)
         })
         .await?
     } else {
         let up = receive(state, req.into_body()).await?;
         on_target(state, who, t, move |c, w, space, path| {
             submitted.allow(c, w, space, path, false)?;
-            c.files.finish_upload(w, space, path, up, &opts)
+            c.files.stage_upload(w, space, path, up, &opts)
         })
         .await?
     };
+    // The commit thread makes it durable; the request waits without holding a thread.
+    let (info, created) = staged.done().await?;
     tracing::info!(protocol = "put", path = %info.path, size = info.size, "upload complete");
     Ok(upload_response(&info, created, mtime_set))
 }
