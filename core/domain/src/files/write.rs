@@ -72,6 +72,8 @@ pub struct Upload {
 
 /// Uploads larger than this hash MD5 on a helper thread.
 const MD5_HELPER_AFTER: u64 = 4 << 20;
+/// Uploads larger than this sync their own content before their commit round.
+const SYNC_ALONE_AFTER: u64 = 4 << 20;
 /// Data is handed to the MD5 helper in batches of at least this many bytes (few wake-ups).
 const MD5_BATCH: usize = 512 << 10;
 /// Batches queued for the MD5 helper at most (bounds memory: about 2 MiB).
@@ -474,6 +476,12 @@ impl FileStore {
         up.file
             .flush()
             .map_err(|e| CoreError::io("writing an upload", e))?;
+        if up.len > SYNC_ALONE_AFTER {
+            // A large file makes its own content durable here, so the shared `syncfs` of its
+            // commit round does not keep the small uploads of that round waiting for it.
+            rustix::fs::fdatasync(up.file.get_ref())
+                .map_err(|e| CoreError::io("writing an upload", e.into()))?;
+        }
         if let Some(secs) = opts.mtime_secs {
             let t = if secs >= 0 {
                 SystemTime::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
