@@ -110,22 +110,32 @@ fn concurrent_writers_all_land() {
     assert_eq!(store.read(|tx| tx.children(parent)).unwrap().len(), 160);
 }
 
+/// A committer whose `sync` takes 1 ms and answers `outcome(n)` on its n-th call (from 0);
+/// also returns the count of calls.
+fn slow_sync_committer(
+    store: &Store,
+    outcome: impl Fn(usize) -> Result<(), StoreError> + Send + 'static,
+) -> (
+    Committer<StoreError>,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let committer = Committer::start(store, "test-commit", move || {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        outcome(counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
+    })
+    .unwrap();
+    (committer, calls)
+}
+
 /// Batched writes: many threads, few transactions; a failing change (in `prepare` or in its
 /// transaction) fails alone and leaves nothing behind, its neighbours land.
 #[test]
 fn batched_writes_share_transactions_and_fail_alone() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.redb")).unwrap();
-    let syncs = Arc::new(AtomicUsize::new(0));
-    let counted = syncs.clone();
-    let committer = Committer::<StoreError>::start(&store, "test-commit", move || {
-        counted.fetch_add(1, Ordering::SeqCst);
-        std::thread::sleep(std::time::Duration::from_millis(1));
-        Ok(())
-    })
-    .unwrap();
+    let (committer, syncs) = slow_sync_committer(&store, |_| Ok(()));
     let space = SpaceId::random();
     let parent = NodeId::random();
     let results: Vec<(usize, Result<NodeId, StoreError>)> = std::thread::scope(|s| {
@@ -178,7 +188,7 @@ fn batched_writes_share_transactions_and_fail_alone() {
         }
     }
     assert_eq!(children.len(), 320 - 2 * 7);
-    let syncs = syncs.load(Ordering::SeqCst);
+    let syncs = syncs.load(std::sync::atomic::Ordering::SeqCst);
     assert!(
         (1..320).contains(&syncs),
         "{syncs} syncs for 320 changes: nothing was batched"
@@ -193,20 +203,12 @@ fn batched_writes_share_transactions_and_fail_alone() {
 /// its reason; every change reported done is in the store.
 #[test]
 fn a_failed_sync_fails_its_rounds_only() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.redb")).unwrap();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counted = calls.clone();
-    let committer = Committer::<StoreError>::start(&store, "test-commit", move || {
-        std::thread::sleep(std::time::Duration::from_millis(1));
-        match counted.fetch_add(1, Ordering::SeqCst) {
-            3 | 4 => Err(StoreError::Db("sync refused".into())),
-            _ => Ok(()),
-        }
-    })
-    .unwrap();
+    let (committer, _) = slow_sync_committer(&store, |n| match n {
+        3 | 4 => Err(StoreError::Db("sync refused".into())),
+        _ => Ok(()),
+    });
     let parent = NodeId::random();
     let space = SpaceId::random();
     let receipts: Vec<_> = (0..200)

@@ -317,6 +317,11 @@ struct Committed {
 /// content, name and record are durable.
 pub struct StagedUpload {
     receipt: Receipt<Committed, CoreError>,
+    placement: Placement,
+}
+
+/// Where a staged upload goes, to describe it (or clean up) once its commit is known.
+struct Placement {
     storage_id: hearth_types::StorageId,
     space: SpaceRecord,
     path: RelPath,
@@ -327,64 +332,50 @@ pub struct StagedUpload {
 impl StagedUpload {
     /// Blocks the thread until the upload is durable.
     pub fn wait(self) -> Result<(ResourceInfo, bool), CoreError> {
-        let outcome = self.receipt.wait();
-        finish(
-            self.storage_id,
-            self.space,
-            self.path,
-            self.version,
-            outcome,
-        )
+        self.placement.finish(self.receipt.wait())
     }
 
     /// Waits without holding a thread.
     pub async fn done(self) -> Result<(ResourceInfo, bool), CoreError> {
-        let outcome = self.receipt.done().await;
-        finish(
-            self.storage_id,
-            self.space,
-            self.path,
-            self.version,
-            outcome,
-        )
+        self.placement.finish(self.receipt.done().await)
     }
 }
 
-fn finish(
-    storage_id: hearth_types::StorageId,
-    space: SpaceRecord,
-    path: RelPath,
-    version: Option<PathBuf>,
-    outcome: Result<Committed, CoreError>,
-) -> Result<(ResourceInfo, bool), CoreError> {
-    match outcome {
-        Ok(c) => {
-            for p in &c.pruned {
-                let _ = std::fs::remove_file(p);
+impl Placement {
+    /// The resource as committed; removes version files the commit dropped, or the version
+    /// link of a failed upload (rare unlinks, quick enough for an async caller).
+    fn finish(
+        self,
+        outcome: Result<Committed, CoreError>,
+    ) -> Result<(ResourceInfo, bool), CoreError> {
+        let c = match outcome {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(p) = self.version {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(e);
             }
-            let info = ResourceInfo {
-                id: ResourceId {
-                    storage: storage_id,
-                    space: space.id,
-                    node: c.id,
-                },
-                path,
-                kind: c.rec.kind,
-                size: c.rec.size,
-                mtime_ns: c.rec.mtime_ns,
-                etag: c.rec.etag,
-                checksums: c.rec.checksums,
-                owner: space.owner,
-                favorite: false,
-            };
-            Ok((info, c.created))
+        };
+        for p in &c.pruned {
+            let _ = std::fs::remove_file(p);
         }
-        Err(e) => {
-            if let Some(p) = version {
-                let _ = std::fs::remove_file(p);
-            }
-            Err(e)
-        }
+        let info = ResourceInfo {
+            id: ResourceId {
+                storage: self.storage_id,
+                space: self.space.id,
+                node: c.id,
+            },
+            path: self.path,
+            kind: c.rec.kind,
+            size: c.rec.size,
+            mtime_ns: c.rec.mtime_ns,
+            etag: c.rec.etag,
+            checksums: c.rec.checksums,
+            owner: self.space.owner,
+            favorite: false,
+        };
+        Ok((info, c.created))
     }
 }
 
@@ -588,10 +579,12 @@ impl FileStore {
         });
         Ok(StagedUpload {
             receipt,
-            storage_id: self.storage_id,
-            space,
-            path: path.clone(),
-            version: version.map(|(_, p)| p),
+            placement: Placement {
+                storage_id: self.storage_id,
+                space,
+                path: path.clone(),
+                version: version.map(|(_, p)| p),
+            },
         })
     }
 
