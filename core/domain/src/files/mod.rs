@@ -278,7 +278,8 @@ pub struct FileStore {
     unnamed_tmp: bool,
     /// The data directory, held open for `syncfs`.
     data_fd: std::fs::File,
-    /// Shares one `syncfs` between uploads whose content must be durable before their rename.
+    /// Shares one `syncfs` between writers whose content must be durable before their rename
+    /// (copies, chunks, resumable uploads; plain uploads go through `uploads`).
     data_sync: GroupSync,
     /// Shares one `syncfs` + durable metadata commit between operations that renamed something.
     tree_sync: GroupSync,

@@ -514,8 +514,8 @@ impl FileStore {
         let new_len = up.len;
         let (space_id, parent_id, name_owned) = (space.id, parent.id, name.as_str().to_owned());
         let version_key = version.as_ref().map(|(key, _)| *key);
-        // Both steps own their inputs: the batch's leader may run them on its thread. The
-        // content is durable before it takes the real name (the batch's first syncfs).
+        // Both steps own their inputs: the commit threads run them. The content is durable
+        // before it takes the real name (its round's syncfs comes first).
         let place = move || -> Result<std::fs::Metadata, CoreError> {
             staging::place(up.file.get_ref(), &up.staging, &target)?;
             up.placed = true;
