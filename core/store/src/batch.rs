@@ -99,7 +99,8 @@ where
 pub struct Receipt<T, E>(oneshot::Receiver<Result<T, E>>);
 
 impl<T, E: From<StoreError>> Receipt<T, E> {
-    /// Blocks the thread until the change is durable (or failed).
+    /// Blocks the thread until the change is durable (or failed). Not on an async worker:
+    /// tokio refuses (panics) there; use [`Receipt::done`].
     pub fn wait(self) -> Result<T, E> {
         self.0
             .blocking_recv()
