@@ -207,15 +207,7 @@ async fn deletes_go_to_trash_and_overwrites_keep_versions() {
         .await
         .unwrap();
     assert_eq!(versions.len(), 2);
-    let vdir = s
-        .dir
-        .path()
-        .join("system/versions")
-        .join(id.node.to_string());
-    let mut contents: Vec<String> = std::fs::read_dir(&vdir)
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect();
+    let mut contents = version_contents(&s, id);
     contents.sort();
     assert_eq!(contents, vec!["one", "two"]);
     assert_eq!(
@@ -297,15 +289,7 @@ async fn concurrent_overwrites_check_conditions_and_keep_every_version() {
     }
     let (_, current) = s.get_bytes("c.txt").await;
     let id: hearth_types::ResourceId = s.fileid("c.txt").await.parse().unwrap();
-    let vdir = s
-        .dir
-        .path()
-        .join("system/versions")
-        .join(id.node.to_string());
-    let mut kept: Vec<String> = std::fs::read_dir(&vdir)
-        .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .collect();
+    let mut kept = version_contents(&s, id);
     kept.push(String::from_utf8(current).unwrap());
     kept.sort();
     let mut expected: Vec<String> = (0..8).map(|i| format!("plain {i}")).collect();
@@ -322,6 +306,19 @@ async fn concurrent_overwrites_check_conditions_and_keep_every_version() {
         "every content is either current or a version"
     );
     s.stop().await;
+}
+
+/// The contents of the version files kept for `id`, read from the data directory.
+fn version_contents(s: &TestServer, id: hearth_types::ResourceId) -> Vec<String> {
+    let vdir = s
+        .dir
+        .path()
+        .join("system/versions")
+        .join(id.node.to_string());
+    std::fs::read_dir(&vdir)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect()
 }
 
 #[tokio::test]
