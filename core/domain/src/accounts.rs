@@ -93,7 +93,7 @@ impl Accounts {
         validate_username(username)?;
         let password_hash = hash_password(password)?;
         let rec = UserRecord {
-            id: UserId::random(),
+            id: UserId::fresh(),
             username: username.to_owned(),
             display_name: display_name.unwrap_or(username).to_owned(),
             email: None,

@@ -14,7 +14,7 @@ pub(crate) fn run(store: &Store) -> Result<(), StoreError> {
         let found = match tx.meta(VERSION_KEY)? {
             None => {
                 tx.put_meta(VERSION_KEY, &SCHEMA_VERSION.to_le_bytes())?;
-                tx.put_meta(STORAGE_ID_KEY, StorageId::random().as_bytes())?;
+                tx.put_meta(STORAGE_ID_KEY, StorageId::fresh().as_bytes())?;
                 return Ok(());
             }
             Some(b) => {

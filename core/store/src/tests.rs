@@ -20,9 +20,9 @@ fn node(space: SpaceId, parent: Option<NodeId>, name: &str) -> NodeRecord {
 fn children_are_scoped_to_their_parent() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.redb")).unwrap();
-    let space = SpaceId::random();
-    let (a, b) = (NodeId::random(), NodeId::random());
-    let (c1, c2, c3) = (NodeId::random(), NodeId::random(), NodeId::random());
+    let space = SpaceId::fresh();
+    let (a, b) = (NodeId::fresh(), NodeId::fresh());
+    let (c1, c2, c3) = (NodeId::fresh(), NodeId::fresh(), NodeId::fresh());
     store
         .write(|tx| -> Result<(), StoreError> {
             tx.put_node(c1, &node(space, Some(a), "x"))?;
@@ -41,7 +41,7 @@ fn children_are_scoped_to_their_parent() {
 fn failed_write_keeps_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.redb")).unwrap();
-    let n = NodeId::random();
+    let n = NodeId::fresh();
     let r: Result<(), StoreError> = store.write(|tx| {
         tx.put_child(n, "a", n)?;
         Err(StoreError::Db("boom".into()))
@@ -55,7 +55,7 @@ fn reopen_keeps_data_and_storage_id() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("db.redb");
     let user = UserRecord {
-        id: UserId::random(),
+        id: UserId::fresh(),
         username: "alice".into(),
         display_name: "Alice".into(),
         email: None,
@@ -93,7 +93,7 @@ fn second_open_is_refused_while_held() {
 fn concurrent_writers_all_land() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.redb")).unwrap();
-    let parent = NodeId::random();
+    let parent = NodeId::fresh();
     std::thread::scope(|s| {
         for i in 0..8 {
             let store = store.clone();
@@ -101,7 +101,7 @@ fn concurrent_writers_all_land() {
                 for j in 0..20 {
                     let name = format!("{i}-{j}");
                     store
-                        .write(|tx| tx.put_child(parent, &name, NodeId::random()))
+                        .write(|tx| tx.put_child(parent, &name, NodeId::fresh()))
                         .unwrap();
                 }
             });
@@ -136,8 +136,8 @@ fn batched_writes_share_transactions_and_fail_alone() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("db.redb")).unwrap();
     let (committer, syncs) = slow_sync_committer(&store, |_| Ok(()));
-    let space = SpaceId::random();
-    let parent = NodeId::random();
+    let space = SpaceId::fresh();
+    let parent = NodeId::fresh();
     let results: Vec<(usize, Result<NodeId, StoreError>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..16)
             .map(|t| {
@@ -152,7 +152,7 @@ fn batched_writes_share_transactions_and_fail_alone() {
                                     if n % 50 == 7 {
                                         return Err(StoreError::Db("prepare refused".into()));
                                     }
-                                    Ok(NodeId::random())
+                                    Ok(NodeId::fresh())
                                 },
                                 move |tx, id| {
                                     tx.put_node(*id, &node(space, Some(parent), &name))?;
@@ -209,13 +209,13 @@ fn a_failed_sync_fails_its_rounds_only() {
         3 | 4 => Err(StoreError::Db("sync refused".into())),
         _ => Ok(()),
     });
-    let parent = NodeId::random();
-    let space = SpaceId::random();
+    let parent = NodeId::fresh();
+    let space = SpaceId::fresh();
     let receipts: Vec<_> = (0..200)
         .map(|n| {
             let name = format!("f{n}");
             let receipt = committer.submit(
-                || Ok(NodeId::random()),
+                || Ok(NodeId::fresh()),
                 move |tx, id| {
                     tx.put_node(*id, &node(space, Some(parent), &name))?;
                     tx.put_child(parent, &name, *id)?;

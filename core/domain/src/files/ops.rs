@@ -86,7 +86,7 @@ impl FileStore {
         }
         let meta =
             std::fs::symlink_metadata(&disk).map_err(|e| CoreError::io("creating a folder", e))?;
-        let id = NodeId::random();
+        let id = NodeId::fresh();
         let rec = record_from_disk(space.id, parent.id, name.as_str(), NodeKind::Dir, &meta);
         self.commit(|tx| -> Result<(), CoreError> {
             tx.put_node(id, &rec)?;
@@ -336,7 +336,7 @@ pub(crate) fn build_records(
     let Some((kind, meta)) = probe(disk)? else {
         return Ok(0);
     };
-    let id = keep_id.unwrap_or_else(NodeId::random);
+    let id = keep_id.unwrap_or_else(NodeId::fresh);
     let mut rec = record_from_disk(space.id, parent, name.as_str(), kind, &meta);
     let src_rec = match source {
         Some(s) => tx.node(s)?,

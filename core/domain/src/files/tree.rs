@@ -166,7 +166,7 @@ pub(crate) fn sync_entry(
                 remove_subtree(tx, id)?;
                 delta -= to_i64(rec.size);
             }
-            let id = NodeId::random();
+            let id = NodeId::fresh();
             let rec = record_from_disk(space, parent, name, *kind, m);
             delta += to_i64(rec.size);
             tx.put_node(id, &rec)?;

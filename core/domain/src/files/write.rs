@@ -540,7 +540,7 @@ impl FileStore {
                     Some(rec) => (id, rec, false),
                     None => (id, fresh(), true),
                 },
-                None => (NodeId::random(), fresh(), true),
+                None => (NodeId::fresh(), fresh(), true),
             };
             let delta = to_i64(new_len) - if created { 0 } else { to_i64(rec.size) };
             if let (Some(key), false) = (version_key, created) {
