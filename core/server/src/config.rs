@@ -376,15 +376,18 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn layers_apply_in_order() {
+    /// A `hearth.toml` with `text` in a fresh folder (kept alive by the returned guard).
+    fn toml_file(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("hearth.toml");
-        std::fs::write(
-            &file,
-            "listen = \"127.0.0.1:1234\"\n[storage]\ndefault_quota = 10\n",
-        )
-        .unwrap();
+        std::fs::write(&file, text).unwrap();
+        (dir, file)
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let (_dir, file) =
+            toml_file("listen = \"127.0.0.1:1234\"\n[storage]\ndefault_quota = 10\n");
         let c = Config::load(
             Some(&file),
             env(&[("HEARTH_STORAGE__DEFAULT_QUOTA", "20"), ("PATH", "/bin")]),
@@ -397,9 +400,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("hearth.toml");
-        std::fs::write(&file, "lisen = \"127.0.0.1:1\"\n").unwrap();
+        let (_dir, file) = toml_file("lisen = \"127.0.0.1:1\"\n");
         let e = Config::load(Some(&file), env(&[])).unwrap_err().to_string();
         assert!(e.contains("lisen"), "{e}");
         let e = Config::load(None, env(&[("HEARTH_BOGUS", "1")]))
@@ -410,13 +411,9 @@ mod tests {
 
     #[test]
     fn external_idp_keys() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("hearth.toml");
-        std::fs::write(
-            &file,
+        let (_dir, file) = toml_file(
             "[oidc]\nexternal_issuer = \"https://id.example.com/realms/home\"\nexternal_client_id = \"hearth\"\n",
-        )
-        .unwrap();
+        );
         let c = Config::load(
             Some(&file),
             env(&[("HEARTH_OIDC__EXTERNAL_AUTO_CREATE", "true")]),
