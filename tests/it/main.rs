@@ -8,6 +8,7 @@
 )]
 
 mod app_passwords;
+mod downloads;
 mod harness;
 mod history;
 mod litmus;

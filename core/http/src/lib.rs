@@ -10,6 +10,7 @@ mod error;
 mod ocs;
 mod oidc;
 mod runtime;
+mod sendfile;
 mod status;
 mod tus;
 mod util;
@@ -18,6 +19,7 @@ pub use error::ApiError;
 pub use oidc::TlsConnection;
 pub use oidc::external::ExternalIdpOptions;
 pub use runtime::{Health, RuntimeStatus, TlsSummary};
+pub use sendfile::{Sendfile, SendfileIo};
 
 use axum::Router;
 use hearth_domain::Core;

@@ -95,7 +95,7 @@ async fn connection(
     cancel: CancellationToken,
 ) {
     let Some(acceptor) = port.tls.clone() else {
-        return http(stream, peer, Mode::App(port.router), false, cancel).await;
+        return plain(stream, peer, Mode::App(port.router), cancel).await;
     };
     let mut first = [0u8; 1];
     // Shutting down drops a connection that has not sent its first byte or finished its
@@ -115,15 +115,28 @@ async fn connection(
             h = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => h,
         };
         match handshake {
-            Ok(Ok(tls)) => http(tls, peer, Mode::App(port.router), true, cancel).await,
+            Ok(Ok(tls)) => http(tls, peer, Mode::App(port.router), Conn::Tls, cancel).await,
             Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
         }
     } else if port.plain.allows(peer.ip()) {
-        http(stream, peer, Mode::App(port.router), false, cancel).await
+        plain(stream, peer, Mode::App(port.router), cancel).await
     } else {
-        http(stream, peer, Mode::RedirectToHttps, false, cancel).await
+        plain(stream, peer, Mode::RedirectToHttps, cancel).await
     }
+}
+
+/// A plain-HTTP connection, whose downloads may use `sendfile` (see `hearth_http::Sendfile`).
+async fn plain(stream: TcpStream, peer: SocketAddr, mode: Mode, cancel: CancellationToken) {
+    let (io, sendfile) = hearth_http::SendfileIo::new(stream);
+    http(io, peer, mode, Conn::Plain(sendfile), cancel).await
+}
+
+/// What a connection offers its requests beyond HTTP.
+#[derive(Clone)]
+enum Conn {
+    Tls,
+    Plain(hearth_http::Sendfile),
 }
 
 #[derive(Clone)]
@@ -132,15 +145,22 @@ enum Mode {
     RedirectToHttps,
 }
 
-async fn http<I>(io: I, peer: SocketAddr, mode: Mode, tls: bool, cancel: CancellationToken)
+async fn http<I>(io: I, peer: SocketAddr, mode: Mode, conn: Conn, cancel: CancellationToken)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = tower::service_fn(move |mut req: http::Request<Incoming>| {
         // axum's `ConnectInfo` extractor reads this extension (throttling is per address).
         req.extensions_mut().insert(ConnectInfo(peer));
-        if tls {
-            req.extensions_mut().insert(hearth_http::TlsConnection);
+        match &conn {
+            Conn::Tls => {
+                req.extensions_mut().insert(hearth_http::TlsConnection);
+            }
+            // One response at a time, in order: what `Sendfile` needs (not so on HTTP/2).
+            Conn::Plain(sf) if req.version() <= http::Version::HTTP_11 => {
+                req.extensions_mut().insert(sf.clone());
+            }
+            Conn::Plain(_) => {}
         }
         let req = req.map(axum::body::Body::new);
         let router = match &mode {
@@ -158,7 +178,10 @@ where
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
+        .header_read_timeout(HEADER_TIMEOUT)
+        // Body frames reach the I/O as they are, never copied into hyper's buffer: `Sendfile`'s
+        // placeholder frames depend on it (and a copy per frame is saved on every download).
+        .writev(true);
     let conn =
         builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
     tokio::pin!(conn);

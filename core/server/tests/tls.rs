@@ -31,12 +31,33 @@ fn connector(ca_pem: &[u8]) -> tokio_rustls::TlsConnector {
 
 /// `GET path` over HTTP/1.1 on `stream`; returns (status line, body).
 async fn get<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
-    mut stream: S,
+    stream: S,
     host: &str,
     path: &str,
 ) -> (String, Vec<u8>) {
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    request(stream, host, "GET", path, "", &[]).await
+}
+
+/// One HTTP/1.1 request with extra `headers` (CRLF-terminated lines) and a body; the connection
+/// closes after it. Returns (status line, body).
+async fn request<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    mut stream: S,
+    host: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (String, Vec<u8>) {
+    let length = if body.is_empty() && method == "GET" {
+        String::new()
+    } else {
+        format!("Content-Length: {}\r\n", body.len())
+    };
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{headers}{length}Connection: close\r\n\r\n"
+    );
     stream.write_all(req.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
     let mut buf = Vec::new();
     // A peer closing without close_notify is fine here: the body is complete by then.
     let _ = stream.read_to_end(&mut buf).await;
@@ -383,4 +404,48 @@ async fn shutdown_does_not_wait_for_idle_connections() {
     // The idle keep-alive connection was closed by the server.
     let n = idle.read(&mut buf).await.unwrap_or(0);
     assert_eq!(n, 0);
+}
+
+/// A download larger than one read over TLS (which takes the read path, not `sendfile`) and
+/// over plain HTTP on loopback (which takes `sendfile`) give the same bytes, whole and ranged.
+#[tokio::test]
+async fn large_downloads_over_tls_and_plain_http_are_byte_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let handle = hearth_server::start(config(dir.path())).await.unwrap();
+    let addr = handle.https_addr().unwrap();
+    let core = handle.core().clone();
+    tokio::task::spawn_blocking(move || core.accounts.add("bob", "pw", None).unwrap())
+        .await
+        .unwrap();
+    let ca = std::fs::read(dir.path().join("tls/ca.crt")).unwrap();
+    let tls = || async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        connector(&ca).connect(name, tcp).await.unwrap()
+    };
+    let auth = "Authorization: Basic Ym9iOnB3\r\n";
+    let path = "/remote.php/dav/files/bob/big.bin";
+    let data: Vec<u8> = (0..3_500_000u32)
+        .map(|i| (i.wrapping_mul(7) % 253) as u8)
+        .collect();
+    let (status, _) = request(tls().await, "localhost", "PUT", path, auth, &data).await;
+    assert!(status.contains(" 201 "), "{status}");
+
+    let (status, body) = request(tls().await, "localhost", "GET", path, auth, &[]).await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(body == data, "TLS download differs ({} bytes)", body.len());
+    let range = format!("{auth}Range: bytes=1048570-2200000\r\n");
+    let (status, body) = request(tls().await, "localhost", "GET", path, &range, &[]).await;
+    assert!(status.contains(" 206 "), "{status}");
+    assert!(body == data[1_048_570..=2_200_000]);
+
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (status, body) = request(tcp, "localhost", "GET", path, auth, &[]).await;
+    assert!(status.contains(" 200 "), "{status}");
+    assert!(
+        body == data,
+        "plain download differs ({} bytes)",
+        body.len()
+    );
+    handle.shutdown().await;
 }

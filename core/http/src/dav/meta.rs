@@ -96,7 +96,7 @@ pub(crate) async fn handle(
             let (files, w) = (state.core.files.clone(), who.clone());
             let (v, file) = blocking(move || files.open_version(&w, &rid, key)).await?;
             let body = if with_body {
-                super::read::file_body(file, 0, v.size)
+                super::read::file_body(file, 0, v.size, req.extensions().get())
             } else {
                 Body::empty()
             };

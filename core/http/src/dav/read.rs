@@ -2,6 +2,7 @@
 //! (If-Match, If-None-Match, If-Modified-Since, If-Range), streaming from disk with constant memory.
 
 use super::Target;
+use crate::sendfile::{CHUNK, Sendfile};
 use crate::util::header;
 use crate::{ApiError, AppState};
 use axum::body::Body;
@@ -49,7 +50,18 @@ const READ_CHUNK: u64 = 1 << 20;
 /// and the next read is started before the current frame is handed to the connection, so the
 /// page-cache copy overlaps with the socket write. Memory: two chunks per download. No blocking
 /// thread is held while the client is slow (a read is only started when a frame is taken).
-pub(crate) fn file_body(file: std::fs::File, start: u64, len: u64) -> Body {
+///
+/// With `zero_copy` (plain HTTP/1.x connections), files larger than [`SMALL_FILE`] go out with
+/// `sendfile` instead (see `crate::sendfile`).
+pub(crate) fn file_body(
+    file: std::fs::File,
+    start: u64,
+    len: u64,
+    zero_copy: Option<&Sendfile>,
+) -> Body {
+    if let Some(sf) = zero_copy.filter(|_| len > SMALL_FILE) {
+        return sendfile_body(sf.clone(), std::sync::Arc::new(file), start, len);
+    }
     type Read = tokio::task::JoinHandle<std::io::Result<(std::fs::File, Vec<u8>)>>;
     fn read_next(mut file: std::fs::File, seek: Option<u64>, n: u64) -> Read {
         tokio::task::spawn_blocking(move || {
@@ -87,6 +99,26 @@ pub(crate) fn file_body(file: std::fs::File, start: u64, len: u64) -> Body {
             (None, 0)
         };
         Some((Ok(bytes::Bytes::from(buf)), next))
+    });
+    Body::from_stream(stream)
+}
+
+/// [`file_body`] as placeholder frames that the connection turns into `sendfile` calls.
+fn sendfile_body(sf: Sendfile, file: std::sync::Arc<std::fs::File>, start: u64, len: u64) -> Body {
+    let stream = futures_util::stream::unfold((file, start, len), move |(file, at, left)| {
+        let sf = sf.clone();
+        async move {
+            if left == 0 {
+                return None;
+            }
+            let n = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
+            if let Err(e) = crate::sendfile::warm(&file, at, n).await {
+                return Some((Err(e), (file, at, 0)));
+            }
+            let frame = sf.frame(file.clone(), at, n);
+            let k = frame.len() as u64;
+            Some((Ok(frame), (file, at + k, left - k)))
+        }
     });
     Body::from_stream(stream)
 }
@@ -243,7 +275,7 @@ pub(crate) async fn get(
         let begin = usize::try_from(start).unwrap_or(usize::MAX).min(end);
         Body::from(content.slice(begin..end))
     } else if with_body {
-        file_body(file, start, len)
+        file_body(file, start, len, req.extensions().get::<Sendfile>())
     } else {
         Body::empty()
     };

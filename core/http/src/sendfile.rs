@@ -1,0 +1,296 @@
+//! Zero-copy downloads on plain HTTP/1.x connections: file content goes from the page cache to
+//! the socket with `sendfile(2)`, as nginx and Apache serve it, instead of a `read` into a buffer
+//! and a `write` out of it (two copies of every byte through user space).
+//!
+//! hyper only writes bytes it is given, so such a download's body is made of *placeholder*
+//! frames: slices of one static buffer, [`PLACEHOLDER`], whose content is never read. Each frame
+//! queues the file range it stands for on its connection ([`Sendfile`]). When hyper writes a
+//! placeholder slice, the connection's I/O ([`SendfileIo`]) recognises it by its address and
+//! sends that many bytes of the queued ranges instead, in order: hyper writes frames in the order
+//! it got them, one response at a time on HTTP/1, so placeholder byte *k* is file byte *k*.
+//!
+//! This relies on hyper handing body frames to `poll_write_vectored` as they are (its queue write
+//! strategy), not copying them into its own buffer: the listener sets `http1().writev(true)`, and
+//! `tests/it` downloads through it byte for byte. A placeholder with no range queued is an I/O
+//! error that ends the connection; it can never put placeholder bytes on the wire.
+//! TLS and HTTP/2 connections have no [`Sendfile`] extension and use the ordinary read path.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, ready};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
+
+/// Bytes of file per placeholder frame, and the most one `sendfile` call is asked to send.
+pub(crate) const CHUNK: usize = 1 << 20;
+
+/// The placeholder frames' bytes. Never read: only the address range matters.
+static PLACEHOLDER: [u8; CHUNK] = [0; CHUNK];
+
+/// Whether `b` is (part of) a placeholder frame.
+fn is_placeholder(b: &[u8]) -> bool {
+    let start = PLACEHOLDER.as_ptr() as usize;
+    let p = b.as_ptr() as usize;
+    !b.is_empty() && p >= start && p < start + CHUNK
+}
+
+/// A file range a placeholder frame stands for.
+struct Span {
+    file: Arc<File>,
+    at: u64,
+    left: u64,
+}
+
+type Spans = Arc<Mutex<VecDeque<Span>>>;
+
+/// A request extension on plain HTTP/1.x connections: queues file ranges for the connection's
+/// [`SendfileIo`] to send.
+#[derive(Clone)]
+pub struct Sendfile {
+    spans: Spans,
+}
+
+impl Sendfile {
+    /// The placeholder frame for `len` (≤ [`CHUNK`]) bytes of `file` at `at`, queued for sending.
+    pub(crate) fn frame(&self, file: Arc<File>, at: u64, len: usize) -> bytes::Bytes {
+        let len = len.min(CHUNK);
+        let left = u64::try_from(len).unwrap_or(0);
+        self.spans
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(Span { file, at, left });
+        bytes::Bytes::from_static(PLACEHOLDER.get(..len).unwrap_or_default())
+    }
+}
+
+/// A plain TCP connection whose placeholder writes become `sendfile` calls.
+pub struct SendfileIo {
+    tcp: TcpStream,
+    spans: Spans,
+}
+
+impl SendfileIo {
+    /// Wraps `tcp`; the [`Sendfile`] goes into each HTTP/1.x request's extensions.
+    pub fn new(tcp: TcpStream) -> (Self, Sendfile) {
+        let spans = Spans::default();
+        let handle = Sendfile {
+            spans: spans.clone(),
+        };
+        (Self { tcp, spans }, handle)
+    }
+
+    /// Sends up to `max` bytes of the first queued range.
+    fn poll_send_file(&self, cx: &mut Context<'_>, max: usize) -> Poll<io::Result<usize>> {
+        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(span) = spans.front_mut() else {
+            return Poll::Ready(Err(io::Error::other(
+                "a placeholder frame was written with no file range queued",
+            )));
+        };
+        let n = usize::try_from(span.left).unwrap_or(CHUNK).min(max);
+        loop {
+            ready!(self.tcp.poll_write_ready(cx))?;
+            let mut at = span.at;
+            let sent = self.tcp.try_io(Interest::WRITABLE, || {
+                rustix::fs::sendfile(&self.tcp, &*span.file, Some(&mut at), n)
+                    .map_err(io::Error::from)
+            });
+            match sent {
+                Ok(0) => {
+                    // The file shrank since the response head was sent: end the connection, so
+                    // the client sees a short body rather than a complete wrong one.
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the file shrank during the download",
+                    )));
+                }
+                Ok(k) => {
+                    let k64 = u64::try_from(k).unwrap_or(u64::MAX).min(span.left);
+                    span.at += k64;
+                    span.left -= k64;
+                    if span.left == 0 {
+                        spans.pop_front();
+                    }
+                    return Poll::Ready(Ok(k));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncRead for SendfileIo {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for SendfileIo {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match bufs.iter().position(|b| is_placeholder(b)) {
+            // Ordinary bytes (the response head, chunk framing, other bodies) up to the first
+            // placeholder go out as they are.
+            Some(i) if bufs.iter().take(i).any(|b| !b.is_empty()) => {
+                Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs.get(..i).unwrap_or_default())
+            }
+            Some(i) => {
+                let max = bufs.get(i).map_or(0, |b| b.len());
+                this.poll_send_file(cx, max)
+            }
+            None => Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().tcp).poll_shutdown(cx)
+    }
+}
+
+/// Makes sure the page cache holds `len` bytes of `file` at `at`, so that the `sendfile` on the
+/// async worker does not wait for the disk. Probing both ends with a non-blocking read is enough
+/// for the usual sequential download; otherwise the range is pulled into the cache on the
+/// blocking pool by a `sendfile` to `/dev/null`, which reads without copying.
+pub(crate) async fn warm(file: &Arc<File>, at: u64, len: usize) -> io::Result<()> {
+    let cached = |pos: u64| {
+        let mut b = [0u8; 1];
+        matches!(
+            rustix::io::preadv2(
+                file,
+                &mut [io::IoSliceMut::new(&mut b)],
+                pos,
+                rustix::io::ReadWriteFlags::NOWAIT
+            ),
+            Ok(1)
+        )
+    };
+    let last = at + u64::try_from(len.saturating_sub(1)).unwrap_or(0);
+    if len == 0 || (cached(at) && cached(last)) {
+        return Ok(());
+    }
+    let file = file.clone();
+    let pulled = tokio::task::spawn_blocking(move || {
+        let null = File::options().write(true).open("/dev/null")?;
+        let (mut pos, end) = (at, at + u64::try_from(len).unwrap_or(0));
+        while pos < end {
+            let want = usize::try_from(end - pos).unwrap_or(CHUNK);
+            if rustix::fs::sendfile(&null, &*file, Some(&mut pos), want)? == 0 {
+                break;
+            }
+        }
+        Ok::<(), io::Error>(())
+    })
+    .await;
+    pulled.map_err(io::Error::other)?
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn pair() -> (SendfileIo, Sendfile, TcpStream) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        let (io, sf) = SendfileIo::new(server);
+        (io, sf, client)
+    }
+
+    #[tokio::test]
+    async fn placeholders_become_the_queued_file_ranges_in_order() {
+        let mut f = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::io::Write::write_all(&mut f, &data).unwrap();
+        let f = Arc::new(f);
+        let (mut io, sf, mut client) = pair().await;
+        let a = sf.frame(f.clone(), 10, CHUNK);
+        let b = sf.frame(f.clone(), 2_000_000, 5);
+        io.write_all(b"head|").await.unwrap();
+        io.write_all(&a).await.unwrap();
+        io.write_all(b"|mid|").await.unwrap();
+        io.write_all(&b).await.unwrap();
+        io.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        let mut want = b"head|".to_vec();
+        want.extend_from_slice(&data[10..10 + CHUNK]);
+        want.extend_from_slice(b"|mid|");
+        want.extend_from_slice(&data[2_000_000..2_000_005]);
+        assert!(got == want, "{} bytes", got.len());
+        assert!(sf.spans.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_placeholder_with_nothing_queued_is_an_error_not_bytes() {
+        let (mut io, _sf, _client) = pair().await;
+        let stray = bytes::Bytes::from_static(&PLACEHOLDER[..100]);
+        assert!(io.write_all(&stray).await.is_err());
+        assert!(is_placeholder(&PLACEHOLDER[CHUNK - 1..]));
+        assert!(!is_placeholder(&PLACEHOLDER[..0]));
+        assert!(!is_placeholder(b"ordinary"));
+    }
+
+    #[tokio::test]
+    async fn a_file_shorter_than_its_range_is_an_error() {
+        let f = Arc::new(tempfile::tempfile().unwrap());
+        f.set_len(100).unwrap();
+        let (mut io, sf, _client) = pair().await;
+        let frame = sf.frame(f, 50, 100);
+        let e = io.write_all(&frame).await.unwrap_err();
+        // 50 bytes go out, then the file ends.
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[tokio::test]
+    async fn warming_pulls_a_range_into_the_page_cache_and_stops_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cold");
+        std::fs::write(&path, vec![7u8; 2 << 20]).unwrap();
+        let f = File::open(&path).unwrap();
+        f.sync_all().unwrap();
+        // Drop the pages where the file system allows it (not on tmpfs), so the read is cold.
+        let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::DontNeed);
+        let f = Arc::new(f);
+        warm(&f, 0, 2 << 20).await.unwrap();
+        let mut b = [0u8; 1];
+        let probe = rustix::io::preadv2(
+            &*f,
+            &mut [io::IoSliceMut::new(&mut b)],
+            (2 << 20) - 1,
+            rustix::io::ReadWriteFlags::NOWAIT,
+        );
+        assert_eq!(probe.unwrap(), 1);
+        // Past the end: returns at once.
+        warm(&f, 3 << 20, CHUNK).await.unwrap();
+    }
+}
