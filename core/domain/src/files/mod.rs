@@ -14,6 +14,7 @@ mod staging;
 mod stripes;
 mod tree;
 mod write;
+mod writeback;
 
 pub use hearth_store::{Checksums, NodeKind, TrashRecord, VersionRecord};
 pub use write::{ChecksumAlgo, PutOptions, Upload};

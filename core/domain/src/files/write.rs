@@ -68,6 +68,8 @@ pub struct Upload {
     len: u64,
     /// Given its real name: nothing to clean up.
     placed: bool,
+    /// Background syncs of a large upload as it arrives.
+    writeback: Option<super::writeback::Writeback>,
 }
 
 /// Uploads larger than this hash MD5 on a helper thread.
@@ -188,16 +190,34 @@ impl Upload {
             )?;
         }
         self.adler.write_slice(data);
+        let before = self.len;
         self.len += data.len() as u64;
+        self.wrote(before);
         Ok(())
+    }
+
+    /// Starts a background sync each time a large upload passes another `writeback::EVERY` bytes.
+    fn wrote(&mut self, before: u64) {
+        use super::writeback::{EVERY, Writeback};
+        if self.len > SYNC_ALONE_AFTER && before / EVERY != self.len / EVERY {
+            if self.writeback.is_none() {
+                self.writeback = Writeback::start(self.file.get_ref());
+            }
+            if let Some(w) = &self.writeback {
+                w.kick();
+            }
+        }
     }
 
     /// Appends a received buffer; large uploads hash its MD5 on a helper thread (no copy).
     pub fn write_bytes(&mut self, data: bytes::Bytes) -> Result<(), CoreError> {
+        let before = self.len;
         self.hash(data.clone())?;
         self.file
             .write_all(&data)
-            .map_err(|e| CoreError::io("writing an upload", e))
+            .map_err(|e| CoreError::io("writing an upload", e))?;
+        self.wrote(before);
+        Ok(())
     }
 
     /// Feeds the hashes and counts the bytes.
@@ -256,6 +276,7 @@ impl Upload {
             adler: adler2::Adler32::new(),
             len: 0,
             placed: false,
+            writeback: None,
         };
         loop {
             // A fresh buffer per MiB (filled without zeroing), shared with the MD5 helper.
@@ -397,6 +418,7 @@ impl FileStore {
             adler: adler2::Adler32::new(),
             len: 0,
             placed: false,
+            writeback: None,
         })
     }
 
@@ -467,6 +489,9 @@ impl FileStore {
         up.file
             .flush()
             .map_err(|e| CoreError::io("writing an upload", e))?;
+        if let Some(w) = up.writeback.take() {
+            w.finish()?;
+        }
         if up.len > SYNC_ALONE_AFTER {
             // A large file makes its own content durable here, so the shared `syncfs` of its
             // commit round does not keep the small uploads of that round waiting for it.
@@ -651,5 +676,40 @@ mod tests {
         );
         let got = m.finish().unwrap().finalize();
         assert_eq!(got, md5::Md5::digest(&data));
+    }
+
+    /// A large upload syncs in the background as it arrives, and is stored whole.
+    #[test]
+    fn a_large_upload_is_written_back_as_it_arrives() {
+        #![allow(clippy::unwrap_used)]
+        use crate::{Core, PutOptions, StorageOptions, StorageProvider, ThrottleConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let core = Core::open(
+            StorageOptions::new(dir.path().to_path_buf()),
+            ThrottleConfig::default(),
+        )
+        .unwrap();
+        core.accounts.add("alice", "pw", None).unwrap();
+        let who = core.auth.verify_basic("alice", "pw", None).unwrap();
+        let space = core.files.personal_space(who.id).unwrap();
+        let mut up = core.files.begin_upload().unwrap();
+        let piece = bytes::Bytes::from(vec![7u8; 1 << 20]);
+        let pieces = (super::super::writeback::EVERY >> 20) + 3;
+        for i in 0..pieces {
+            up.write_bytes(piece.clone()).unwrap();
+            if i == 0 {
+                assert!(up.writeback.is_none(), "not before the first stretch");
+            }
+        }
+        assert!(up.writeback.is_some(), "started past the first stretch");
+        let path = hearth_types::RelPath::from_decoded("big.bin").unwrap();
+        let info = core
+            .files
+            .finish_upload(&who, space, &path, up, &PutOptions::default())
+            .unwrap()
+            .0;
+        assert_eq!(info.size, pieces << 20);
+        let on_disk = std::fs::metadata(dir.path().join("files/alice/big.bin")).unwrap();
+        assert_eq!(on_disk.len(), pieces << 20);
     }
 }
