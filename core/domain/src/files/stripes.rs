@@ -11,8 +11,17 @@ const STRIPES: usize = 64;
 /// The set of stripes held right now.
 #[derive(Default)]
 pub(crate) struct Stripes {
-    held: Mutex<u64>,
+    state: Mutex<State>,
     cv: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    /// One bit per held stripe.
+    held: u64,
+    /// Threads waiting for a stripe: a release wakes them only if there are any (a `notify_all`
+    /// is a system call even with nobody waiting).
+    waiting: usize,
 }
 
 /// A held stripe; released on drop.
@@ -27,11 +36,13 @@ impl Stripes {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         key.hash(&mut h);
         let bit = 1u64 << (h.finish() % STRIPES as u64);
-        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        while *held & bit != 0 {
-            held = self.cv.wait(held).unwrap_or_else(PoisonError::into_inner);
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while st.held & bit != 0 {
+            st.waiting += 1;
+            st = self.cv.wait(st).unwrap_or_else(PoisonError::into_inner);
+            st.waiting -= 1;
         }
-        *held |= bit;
+        st.held |= bit;
         StripeGuard {
             stripes: self.clone(),
             bit,
@@ -41,13 +52,15 @@ impl Stripes {
 
 impl Drop for StripeGuard {
     fn drop(&mut self) {
-        let mut held = self
+        let mut st = self
             .stripes
-            .held
+            .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        *held &= !self.bit;
-        self.stripes.cv.notify_all();
+        st.held &= !self.bit;
+        if st.waiting > 0 {
+            self.stripes.cv.notify_all();
+        }
     }
 }
 
