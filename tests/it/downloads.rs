@@ -95,12 +95,7 @@ async fn large_downloads_are_byte_exact() {
         .text()
         .await
         .unwrap();
-    let key = listing
-        .split("<d:href>")
-        .filter_map(|x| x.split("</d:href>").next())
-        .find(|h| h.contains("/v/") && !h.ends_with('/'))
-        .and_then(|h| h.rsplit('/').next())
-        .expect("one version");
+    let key = item_keys(&listing).into_iter().next().expect("one version");
     let r = s.req("GET", &format!("{meta}/{key}")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.bytes().await.unwrap() == big, "old version differs");

@@ -164,3 +164,13 @@ pub async fn run_python(script: &str, args: &[&std::ffi::OsStr]) -> String {
     );
     stdout
 }
+
+/// The last path segment of every href that is not a collection.
+pub fn item_keys(body: &str) -> Vec<String> {
+    body.split("<d:href>")
+        .skip(1)
+        .filter_map(|x| x.split("</d:href>").next())
+        .filter(|h| !h.ends_with('/'))
+        .filter_map(|h| h.rsplit('/').next().map(str::to_owned))
+        .collect()
+}

@@ -357,16 +357,6 @@ fn sha1_hex(data: &[u8]) -> String {
     hex::encode(sha1::Sha1::digest(data))
 }
 
-/// The last path segment of every href that is not a collection.
-fn item_keys(body: &str) -> Vec<String> {
-    body.split("<d:href>")
-        .skip(1)
-        .filter_map(|x| x.split("</d:href>").next())
-        .filter(|h| !h.ends_with('/'))
-        .filter_map(|h| h.rsplit('/').next().map(str::to_owned))
-        .collect()
-}
-
 #[tokio::test]
 async fn chunked_upload_quota_and_stale_transfers() {
     let s = TestServer::start_with(|c| c.storage.default_quota = Some(1000)).await;
