@@ -9,6 +9,7 @@ mod jobs;
 mod listener;
 mod supervisor;
 pub mod tls;
+mod watchdog;
 
 pub use config::{Config, ConfigError};
 pub use supervisor::{ServerHandle, StartError, Status, start};

@@ -246,6 +246,13 @@ pub async fn start(cfg: Config) -> Result<ServerHandle, StartError> {
         ));
     }
 
+    // Always: the core's own threads live wherever the core does.
+    let files: Arc<dyn crate::watchdog::CoreThreads> = core.files.clone();
+    services.push((
+        "store".into(),
+        Arc::new(move |cancel| Box::pin(crate::watchdog::watch(files.clone(), cancel))),
+    ));
+
     let status_tx = Arc::new(status_tx);
     let cancel = CancellationToken::new();
     let tasks = services
@@ -392,6 +399,23 @@ async fn supervise(
         }
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
+}
+
+/// Runs `f` as service `name` under [`supervise`]: (status, task, cancel).
+#[cfg(test)]
+pub(crate) fn supervise_for_test(
+    name: &str,
+    f: impl Fn(CancellationToken) -> ServiceFuture + Send + Sync + 'static,
+) -> (watch::Receiver<Status>, JoinHandle<()>, CancellationToken) {
+    let (tx, rx) = watch::channel(Status::Running);
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(supervise(
+        name.into(),
+        Arc::new(f),
+        cancel.clone(),
+        Arc::new(tx),
+    ));
+    (rx, task, cancel)
 }
 
 #[cfg(test)]

@@ -209,6 +209,13 @@ impl<E: Send + From<StoreError> + std::fmt::Display + 'static> Committer<E> {
         })
     }
 
+    /// Whether both threads still run. They only stop when the committer is dropped, or if one
+    /// dies of a panic outside a change (in `sync`, say); then every later change fails with
+    /// "the commit thread stopped", and the owner should start a new committer.
+    pub fn running(&self) -> bool {
+        self.queue.is_some() && self.threads.iter().all(|t| !t.is_finished())
+    }
+
     /// Queues a change: `prepare` (its file-system step, run once, after its content is
     /// durable) and then `f` in a write transaction shared with the other changes of its round.
     /// `f` may run twice: the second time alone, if another change of its round failed.

@@ -245,3 +245,31 @@ fn a_failed_sync_fails_its_rounds_only() {
     }
     assert!(failed > 0 && failed < 200, "{failed} of 200 failed");
 }
+
+/// A pipeline thread that dies (here: `sync` panics) is seen by `running()`, and the changes
+/// queued then get an error instead of waiting for ever.
+#[test]
+fn a_dead_pipeline_is_noticed_and_fails_its_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.redb")).unwrap();
+    let committer = Committer::<StoreError>::start(&store, "test-commit", || {
+        #[allow(clippy::panic)]
+        {
+            panic!("sync blew up")
+        }
+    })
+    .unwrap();
+    assert!(committer.running());
+    let receipt = committer.submit(|| Ok(()), |_tx, _: &()| Ok(()));
+    let err = receipt.wait().unwrap_err();
+    assert!(err.to_string().contains("stopped"), "{err}");
+    for _ in 0..200 {
+        if !committer.running() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(!committer.running());
+    let late = committer.submit(|| Ok(()), |_tx, _: &()| Ok(()));
+    assert!(late.wait().is_err());
+}

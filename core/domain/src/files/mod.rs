@@ -286,9 +286,23 @@ pub struct FileStore {
     tree_sync: GroupSync,
     /// The commit thread placing uploads: shares the `syncfs` calls, one write transaction and
     /// its durable commit between the uploads queued meanwhile.
-    uploads: Committer<CoreError>,
+    /// Replaced by [`FileStore::revive_uploads`] if its threads stop.
+    uploads: std::sync::RwLock<Committer<CoreError>>,
     /// Serialises the final step of writes to the same path (striped by path hash).
     stripes: Arc<Stripes>,
+}
+
+/// The upload commit threads of the data directory `data_fd` (see [`Committer`]).
+fn start_uploads(
+    store: &Store,
+    data_fd: &std::fs::File,
+) -> Result<Committer<CoreError>, CoreError> {
+    let fd = data_fd
+        .try_clone()
+        .map_err(|e| CoreError::io("opening the data directory", e))?;
+    Ok(Committer::start(store, "hearth-commit", move || {
+        syncfs(&fd)
+    })?)
 }
 
 impl FileStore {
@@ -323,12 +337,7 @@ impl FileStore {
         let data_fd = std::fs::File::open(&opts.data_dir)
             .map_err(|e| CoreError::io("opening the data directory", e))?;
         let unnamed_tmp = staging::unnamed_works(&tmp_dir);
-        let uploads = {
-            let fd = data_fd
-                .try_clone()
-                .map_err(|e| CoreError::io("opening the data directory", e))?;
-            Committer::start(&store, "hearth-commit", move || syncfs(&fd))?
-        };
+        let uploads = std::sync::RwLock::new(start_uploads(&store, &data_fd)?);
         Ok(Self {
             store,
             opts,
@@ -344,6 +353,33 @@ impl FileStore {
             tree_sync: GroupSync::default(),
             uploads,
         })
+    }
+
+    /// Whether the upload commit threads run (see [`Committer::running`]).
+    pub fn uploads_running(&self) -> bool {
+        self.uploads
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .running()
+    }
+
+    /// Starts new upload commit threads if the current ones stopped (the supervisor's `store`
+    /// service calls this); `Ok(true)` if it did. Uploads queued on the stopped ones have failed.
+    pub fn revive_uploads(&self) -> Result<bool, CoreError> {
+        if self.uploads_running() {
+            return Ok(false);
+        }
+        let fresh = start_uploads(&self.store, &self.data_fd)?;
+        let stopped = {
+            let mut current = self
+                .uploads
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            std::mem::replace(&mut *current, fresh)
+        };
+        // Joins what is left of the old threads, outside the lock.
+        drop(stopped);
+        Ok(true)
     }
 
     /// Makes the content of every file written so far durable. Concurrent callers share one
@@ -378,7 +414,10 @@ impl FileStore {
         place: impl FnOnce() -> Result<S, CoreError> + Send + 'static,
         f: impl FnMut(&WriteTx, &S) -> Result<T, CoreError> + Send + 'static,
     ) -> Receipt<T, CoreError> {
-        self.uploads.submit(place, f)
+        self.uploads
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .submit(place, f)
     }
 
     fn syncfs(&self) -> Result<(), CoreError> {
