@@ -19,7 +19,7 @@ pub use error::ApiError;
 pub use oidc::TlsConnection;
 pub use oidc::external::ExternalIdpOptions;
 pub use runtime::{Health, RuntimeStatus, TlsSummary};
-pub use sendfile::{Sendfile, SendfileIo};
+pub use sendfile::{Sendfile, TcpIo};
 
 use axum::Router;
 use hearth_domain::Core;

@@ -5,7 +5,7 @@
 //! hyper only writes bytes it is given, so such a download's body is made of *placeholder*
 //! frames: slices of one static buffer, [`PLACEHOLDER`], whose content is never read. Each frame
 //! queues the file range it stands for on its connection ([`Sendfile`]). When hyper writes a
-//! placeholder slice, the connection's I/O ([`SendfileIo`]) recognises it by its address and
+//! placeholder slice, the connection's I/O ([`TcpIo`]) recognises it by its address and
 //! sends that many bytes of the queued ranges instead, in order: hyper writes frames in the order
 //! it got them, one response at a time on HTTP/1, so placeholder byte *k* is file byte *k*.
 //!
@@ -14,6 +14,9 @@
 //! `tests/it` downloads through it byte for byte. A placeholder with no range queued is an I/O
 //! error that ends the connection; it can never put placeholder bytes on the wire.
 //! TLS and HTTP/2 connections have no [`Sendfile`] extension and use the ordinary read path.
+//!
+//! [`TcpIo`] is the I/O of every accepted connection, under TLS too (where no placeholder ever
+//! reaches it): it also acknowledges every read at once (`TCP_QUICKACK`), see `poll_read`.
 //!
 //! While file bytes are being sent the socket is corked (`TCP_CORK`, nginx's `tcp_nopush`), so
 //! the tail of each `sendfile` does not go out as a short segment; it is uncorked, which flushes,
@@ -52,7 +55,7 @@ struct Span {
 type Spans = Arc<Mutex<VecDeque<Span>>>;
 
 /// A request extension on plain HTTP/1.x connections: queues file ranges for the connection's
-/// [`SendfileIo`] to send.
+/// [`TcpIo`] to send.
 #[derive(Clone)]
 pub struct Sendfile {
     spans: Spans,
@@ -71,16 +74,17 @@ impl Sendfile {
     }
 }
 
-/// A plain TCP connection whose placeholder writes become `sendfile` calls.
-pub struct SendfileIo {
+/// An accepted TCP connection: placeholder writes become `sendfile` calls, reads are
+/// acknowledged at once.
+pub struct TcpIo {
     tcp: TcpStream,
     spans: Spans,
     /// `TCP_CORK` is set: file bytes are queued and not all sent yet.
     corked: bool,
 }
 
-impl SendfileIo {
-    /// Wraps `tcp`; the [`Sendfile`] goes into each HTTP/1.x request's extensions.
+impl TcpIo {
+    /// Wraps `tcp`; on plain HTTP the [`Sendfile`] goes into each HTTP/1.x request's extensions.
     pub fn new(tcp: TcpStream) -> (Self, Sendfile) {
         let spans = Spans::default();
         let handle = Sendfile {
@@ -145,17 +149,28 @@ impl SendfileIo {
     }
 }
 
-impl AsyncRead for SendfileIo {
+impl AsyncRead for TcpIo {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().tcp).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.tcp).poll_read(cx, buf);
+        if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            // CLIENT QUIRK (ownCloud/Nextcloud desktop, Qt): a request's head and body leave in
+            // two writes, and Nagle holds the body until the head is acknowledged. Linux delays
+            // that ACK up to 40 ms on a keep-alive connection (it expects to send it with the
+            // response), so every upload on a reused connection waited 40 ms. Acknowledge what
+            // was just read at once.
+            let _ = rustix::net::sockopt::set_tcp_quickack(&this.tcp, true);
+        }
+        read
     }
 }
 
-impl AsyncWrite for SendfileIo {
+impl AsyncWrite for TcpIo {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -240,11 +255,11 @@ mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    async fn pair() -> (SendfileIo, Sendfile, TcpStream) {
+    async fn pair() -> (TcpIo, Sendfile, TcpStream) {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
         let (server, _) = l.accept().await.unwrap();
-        let (io, sf) = SendfileIo::new(server);
+        let (io, sf) = TcpIo::new(server);
         (io, sf, client)
     }
 
@@ -316,5 +331,17 @@ mod tests {
         assert_eq!(probe.unwrap(), 1);
         // Past the end: returns at once.
         warm(&f, 3 << 20, CHUNK).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn every_read_is_acknowledged_at_once() {
+        let (mut io, _sf, mut client) = pair().await;
+        // Delayed ACKs, as the kernel switches to on a request-response connection.
+        rustix::net::sockopt::set_tcp_quickack(&io.tcp, false).unwrap();
+        assert!(!rustix::net::sockopt::tcp_quickack(&io.tcp).unwrap());
+        client.write_all(b"POST / HTTP/1.1\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        assert!(io.read(&mut buf).await.unwrap() > 0);
+        assert!(rustix::net::sockopt::tcp_quickack(&io.tcp).unwrap());
     }
 }

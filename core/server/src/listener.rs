@@ -112,7 +112,8 @@ async fn connection(
     if first[0] == TLS_HANDSHAKE {
         let handshake = tokio::select! {
             _ = cancel.cancelled() => return,
-            h = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => h,
+            // `TcpIo` under TLS for its quick ACKs only: TLS requests get no `Sendfile`.
+            h = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(hearth_http::TcpIo::new(stream).0)) => h,
         };
         match handshake {
             Ok(Ok(tls)) => http(tls, peer, Mode::App(port.router), Conn::Tls, cancel).await,
@@ -128,7 +129,7 @@ async fn connection(
 
 /// A plain-HTTP connection, whose downloads may use `sendfile` (see `hearth_http::Sendfile`).
 async fn plain(stream: TcpStream, peer: SocketAddr, mode: Mode, cancel: CancellationToken) {
-    let (io, sendfile) = hearth_http::SendfileIo::new(stream);
+    let (io, sendfile) = hearth_http::TcpIo::new(stream);
     http(io, peer, mode, Conn::Plain(sendfile), cancel).await
 }
 
