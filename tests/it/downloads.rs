@@ -86,15 +86,7 @@ async fn large_downloads_are_byte_exact() {
         s.base,
         id.replace('$', "%24")
     );
-    let listing = s
-        .req("PROPFIND", &meta)
-        .header("Depth", "1")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let listing = s.listing(&meta).await.1;
     let key = item_keys(&listing).into_iter().next().expect("one version");
     let r = s.req("GET", &format!("{meta}/{key}")).send().await.unwrap();
     assert_eq!(r.status(), 200);

@@ -95,6 +95,17 @@ impl TestServer {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
+    /// PROPFIND Depth 1 on a full URL (trash, versions, uploads): (status, body).
+    pub async fn listing(&self, url: &str) -> (u16, String) {
+        let r = self
+            .req("PROPFIND", url)
+            .header("Depth", "1")
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
     /// The etag of a resource (from PROPFIND Depth 0).
     pub async fn etag(&self, path: &str) -> String {
         let (s, body) = self.propfind(path, "0", PROPS).await;

@@ -65,15 +65,7 @@ async fn trash_list_restore_purge() {
         .send()
         .await
         .unwrap();
-    let body = s
-        .req("PROPFIND", &trash_url(&s, ""))
-        .header("Depth", "1")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = s.listing(&trash_url(&s, "")).await.1;
     let key = item_keys(&body).remove(0);
     let r = s
         .req("MOVE", &trash_url(&s, &key))
@@ -109,15 +101,7 @@ async fn trash_list_restore_purge() {
             .status(),
         204
     );
-    let body = s
-        .req("PROPFIND", &trash_url(&s, ""))
-        .header("Depth", "1")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = s.listing(&trash_url(&s, "")).await.1;
     assert_eq!(responses(&body), 1, "{body}");
     // Another user's trash is invisible.
     let r = s
@@ -174,15 +158,7 @@ async fn versions_list_download_restore() {
     assert_eq!(r.status(), 204);
     assert_eq!(s.get_bytes("v.txt").await.1, b"one");
     assert_eq!(s.fileid("v.txt").await, id, "restoring keeps the file id");
-    let body = s
-        .req("PROPFIND", &format!("{meta}/v"))
-        .header("Depth", "1")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = s.listing(&format!("{meta}/v")).await.1;
     assert_eq!(
         responses(&body),
         4,
