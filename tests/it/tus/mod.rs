@@ -378,3 +378,92 @@ async fn tuspy_interrupted_upload_resumes() {
 }
 
 mod failures;
+
+/// A creation-with-upload that carries the whole file (what the desktop client sends for every
+/// small file) is placed without resumable state, with the same checks and answers as a
+/// complete upload, and leaves nothing behind when refused.
+#[tokio::test]
+async fn whole_file_creation_with_upload_checks_like_a_completed_upload() {
+    use sha1::Digest;
+    let s = TestServer::start().await;
+    let uploads_dir = s.dir.path().join("system/uploads");
+    let leftovers = || std::fs::read_dir(&uploads_dir).unwrap().count();
+
+    // Stored, with the completion headers, mtime accepted; its upload URL is gone at once.
+    let r = s
+        .tus_create(
+            "",
+            5,
+            &[("filename", "w.txt"), ("mtime", "1700000000")],
+            b"hello",
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    assert_completion_headers(&r);
+    assert_eq!(hdr(&r, "upload-offset").as_deref(), Some("5"));
+    assert_eq!(hdr(&r, "x-oc-mtime").as_deref(), Some("accepted"));
+    let url = hdr(&r, "location").unwrap();
+    assert_eq!(s.head_offset(&url).await.0, 404, "a finished upload");
+    assert_eq!(s.get_bytes("w.txt").await.1, b"hello");
+    let head = s.req("HEAD", &s.dav("w.txt")).send().await.unwrap();
+    assert_eq!(
+        hdr(&head, "last-modified").as_deref(),
+        Some("Tue, 14 Nov 2023 22:13:20 GMT")
+    );
+
+    // Refusals store nothing.
+    let r = s
+        .tus_create("", 3, &[("filename", "nodir/a.txt")], b"abc")
+        .await;
+    assert_eq!(r.status(), 412, "parent missing");
+    s.mkcol("folder").await;
+    let r = s.tus_create("", 3, &[("filename", "folder")], b"abc").await;
+    assert_eq!(r.status(), 409, "target is a folder");
+    let r = s
+        .tus_create(
+            "",
+            5,
+            &[
+                ("filename", "sum.txt"),
+                ("checksum", &format!("SHA1 {}", "0".repeat(40))),
+            ],
+            b"hello",
+        )
+        .await;
+    assert_eq!(r.status().as_u16(), 460, "checksum mismatch");
+    assert_eq!(s.get_bytes("sum.txt").await.0, 404);
+    let sha = hex::encode(sha1::Sha1::digest(b"hello"));
+    let r = s
+        .tus_create(
+            "",
+            5,
+            &[
+                ("filename", "sum.txt"),
+                ("checksum", &format!("SHA1 {sha}")),
+            ],
+            b"hello",
+        )
+        .await;
+    assert_eq!(r.status(), 201, "the right checksum");
+    let r = s
+        .tus_create(
+            "",
+            5,
+            &[("filename", "w.txt"), ("if-match", "\"nope\"")],
+            b"HELLO",
+        )
+        .await;
+    assert_eq!(r.status(), 412, "If-Match");
+    assert_eq!(s.get_bytes("w.txt").await.1, b"hello");
+    let core = s.handle.as_ref().unwrap().core().clone();
+    tokio::task::spawn_blocking(move || core.accounts.set_quota("alice", Some(20)).unwrap())
+        .await
+        .unwrap();
+    let r = s
+        .tus_create("", 16, &[("filename", "big.txt")], &[7u8; 16])
+        .await;
+    assert_eq!(r.status(), 507, "over quota");
+    assert_eq!(s.get_bytes("big.txt").await.0, 404);
+    assert_eq!(leftovers(), 0, "no resumable state was kept");
+    s.stop().await;
+}

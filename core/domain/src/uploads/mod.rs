@@ -15,7 +15,7 @@ pub use session::{Progress, Session};
 use crate::CoreError;
 use crate::auth::Principal;
 use crate::clock::now_secs;
-use crate::files::{ChecksumAlgo, FileStore, ResourceInfo, StorageProvider};
+use crate::files::{ChecksumAlgo, FileStore, PutOptions, ResourceInfo, StorageProvider, Upload};
 use hearth_store::{Store, UploadRecord};
 use hearth_types::{RelPath, SpaceId, UserId};
 use std::collections::HashSet;
@@ -130,6 +130,101 @@ impl Uploads {
         space: SpaceId,
         req: NewUpload,
     ) -> Result<Created, CoreError> {
+        self.check_target(who, space, &req)?;
+        self.files.check_quota(who, space, &req.path, req.length)?;
+
+        let now = now_secs();
+        let rec = UploadRecord {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            user: who.id,
+            space,
+            path: req.path.to_string(),
+            length: req.length,
+            offset: 0,
+            mtime_secs: req.mtime_secs,
+            checksum: req
+                .checksum
+                .map(|(a, hex)| (algo_name(a).to_owned(), hex.to_ascii_lowercase())),
+            if_match: req.if_match,
+            created: now,
+            expires: self.expiry_from(now),
+        };
+        // The record first: a data file without a record is an orphan the purge removes.
+        self.store.write(|tx| tx.put_upload(&rec))?;
+        std::fs::File::create_new(self.data_path(&rec.id))
+            .map_err(|e| CoreError::io("creating an upload", e))?;
+        let state = self.state(&rec);
+        let done = if rec.length == 0 {
+            let _busy = self.try_busy(&rec.id);
+            Some(self.complete(&rec)?)
+        } else {
+            None
+        };
+        Ok(Created { state, done })
+    }
+
+    /// Creation-with-upload whose request carries the whole file (the desktop clients send every
+    /// small file this way): no resumable state is kept. The same checks as [`Uploads::create`]
+    /// and completion apply (parent 412, folder 409, If-Match 412, checksum 460, quota 507), and
+    /// the bytes take the file store's upload path, sharing its group commit like a PUT, instead
+    /// of three durable record writes and two syncs of their own. The returned token names an
+    /// upload that no longer exists, as after any completed upload (HEAD: 404).
+    pub fn create_whole(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        req: NewUpload,
+        mut upload: Upload,
+    ) -> Result<Created, CoreError> {
+        self.check_target(who, space, &req)?;
+        if upload.len() != req.length {
+            return Err(CoreError::BadRequest(format!(
+                "Upload-Length is {} but the request carried {} bytes",
+                req.length,
+                upload.len()
+            )));
+        }
+        if let Some((algo, want)) = &req.checksum {
+            check_checksum(&mut upload, *algo, want)?;
+        }
+        let opts = PutOptions {
+            if_match: req.if_match.clone(),
+            if_none_match: None,
+            mtime_secs: req.mtime_secs,
+            checksum: None,
+            expected_len: Some(req.length),
+        };
+        let done = self
+            .files
+            .finish_upload(who, space, &req.path, upload, &opts)?;
+        let expires = self.expiry_from(now_secs());
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        Ok(Created {
+            state: UploadState {
+                token: self.token(&id, expires),
+                offset: req.length,
+                length: req.length,
+                expires,
+            },
+            done: Some(done),
+        })
+    }
+
+    /// When an upload created at `now` expires.
+    fn expiry_from(&self, now: i64) -> i64 {
+        let expiry =
+            i64::try_from(self.files.options().upload_expiry.as_secs()).unwrap_or(i64::MAX);
+        now.saturating_add(expiry)
+    }
+
+    /// The checks on an upload's target: its folder exists (else 412, as in oCIS), it is not a
+    /// folder itself (409), and If-Match holds (412).
+    fn check_target(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        req: &NewUpload,
+    ) -> Result<(), CoreError> {
         let parent = req
             .path
             .parent()
@@ -163,38 +258,7 @@ impl Uploads {
                 ));
             }
         }
-        self.files.check_quota(who, space, &req.path, req.length)?;
-
-        let now = now_secs();
-        let expiry =
-            i64::try_from(self.files.options().upload_expiry.as_secs()).unwrap_or(i64::MAX);
-        let rec = UploadRecord {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            user: who.id,
-            space,
-            path: req.path.to_string(),
-            length: req.length,
-            offset: 0,
-            mtime_secs: req.mtime_secs,
-            checksum: req
-                .checksum
-                .map(|(a, hex)| (algo_name(a).to_owned(), hex.to_ascii_lowercase())),
-            if_match: req.if_match,
-            created: now,
-            expires: now.saturating_add(expiry),
-        };
-        // The record first: a data file without a record is an orphan the purge removes.
-        self.store.write(|tx| tx.put_upload(&rec))?;
-        std::fs::File::create_new(self.data_path(&rec.id))
-            .map_err(|e| CoreError::io("creating an upload", e))?;
-        let state = self.state(&rec);
-        let done = if rec.length == 0 {
-            let _busy = self.try_busy(&rec.id);
-            Some(self.complete(&rec)?)
-        } else {
-            None
-        };
-        Ok(Created { state, done })
+        Ok(())
     }
 
     /// The state of an upload (HEAD). Data beyond the durable offset (left by a crash or a failed
@@ -336,6 +400,24 @@ impl Uploads {
             email: u.email,
         })
     }
+}
+
+/// Checks a complete upload against the checksum announced for it (mismatch → 460, nothing
+/// stored: the caller drops the upload).
+fn check_checksum(upload: &mut Upload, algo: ChecksumAlgo, want: &str) -> Result<(), CoreError> {
+    let sums = upload.checksums()?;
+    let have = match algo {
+        ChecksumAlgo::Sha1 => sums.sha1,
+        ChecksumAlgo::Md5 => sums.md5,
+        ChecksumAlgo::Adler32 => sums.adler32,
+    };
+    if have.is_none_or(|h| !h.eq_ignore_ascii_case(want)) {
+        return Err(CoreError::ChecksumMismatch(format!(
+            "the upload does not match its {} checksum",
+            algo_name(algo)
+        )));
+    }
+    Ok(())
 }
 
 fn algo_name(a: ChecksumAlgo) -> &'static str {

@@ -2,7 +2,7 @@
 //! POST): bytes are appended and hashed for the optional per-chunk checksum, then made durable
 //! before the new offset is recorded; the last chunk completes the upload.
 
-use super::{BusyGuard, Uploads, algo_name};
+use super::{BusyGuard, Uploads};
 use crate::CoreError;
 use crate::files::{ChecksumAlgo, PutOptions, ResourceInfo, StorageProvider, Upload};
 use hearth_store::UploadRecord;
@@ -206,18 +206,7 @@ impl Uploads {
             .and_then(|(a, hex)| ChecksumAlgo::parse(a).map(|a| (a, hex.clone())));
         let mut upload = Upload::from_file(self.data_path(&rec.id))?;
         if let Some((a, want)) = &algo {
-            let sums = upload.checksums()?;
-            let have = match a {
-                ChecksumAlgo::Sha1 => sums.sha1,
-                ChecksumAlgo::Md5 => sums.md5,
-                ChecksumAlgo::Adler32 => sums.adler32,
-            };
-            if have.is_none_or(|h| !h.eq_ignore_ascii_case(want)) {
-                return Err(CoreError::ChecksumMismatch(format!(
-                    "the upload does not match its {} checksum",
-                    algo_name(*a)
-                )));
-            }
+            super::check_checksum(&mut upload, *a, want)?;
         }
         let opts = PutOptions {
             if_match: rec.if_match.clone(),

@@ -174,3 +174,51 @@ fn empty_upload_is_placed_at_once_and_quota_is_checked() {
         Err(CoreError::PreconditionFailed(_))
     ));
 }
+
+#[test]
+fn a_whole_upload_is_placed_without_resumable_state() {
+    let (dir, core, who, space) = setup(Duration::from_secs(3600));
+    let whole = |name: &str, data: &[u8], checksum: Option<(ChecksumAlgo, String)>| {
+        let mut up = core.files.begin_upload().unwrap();
+        up.write(data).unwrap();
+        let mut req = new(name, data.len() as u64);
+        req.checksum = checksum;
+        core.uploads.create_whole(&who, space, req, up)
+    };
+    let c = whole("w.bin", b"hello", None).unwrap();
+    let (info, created) = c.done.unwrap();
+    assert!(created);
+    assert_eq!((info.size, c.state.offset, c.state.length), (5, 5, 5));
+    assert_eq!(
+        std::fs::read(dir.path().join("files/alice/w.bin")).unwrap(),
+        b"hello"
+    );
+    // Its token is valid but names no upload: as after any completed upload.
+    assert!(matches!(
+        core.uploads.status(&c.state.token),
+        Err(CoreError::NotFound(_))
+    ));
+    let uploads = dir.path().join("system/uploads");
+    assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 0);
+
+    // A wrong checksum stores nothing; a body shorter than announced neither.
+    let bad = whole(
+        "c.bin",
+        b"hello",
+        Some((ChecksumAlgo::Sha1, "0".repeat(40))),
+    );
+    assert!(
+        matches!(bad, Err(CoreError::ChecksumMismatch(_))),
+        "{bad:?}"
+    );
+    let mut up = core.files.begin_upload().unwrap();
+    up.write(b"hel").unwrap();
+    let short = core.uploads.create_whole(&who, space, new("s.bin", 5), up);
+    assert!(matches!(short, Err(CoreError::BadRequest(_))), "{short:?}");
+    for name in ["c.bin", "s.bin"] {
+        assert!(
+            !dir.path().join("files/alice").join(name).exists(),
+            "{name}"
+        );
+    }
+}

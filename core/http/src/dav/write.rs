@@ -13,7 +13,7 @@ use hearth_domain::{CoreError, Principal, PutOptions, StorageProvider};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 /// Bodies up to this size are collected and written in one blocking call; larger ones stream.
-const SMALL_BODY: u64 = 1 << 20;
+pub(crate) const SMALL_BODY: u64 = 1 << 20;
 
 fn etag_list(v: &str) -> Vec<String> {
     v.split(',')

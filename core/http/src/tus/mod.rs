@@ -264,7 +264,31 @@ async fn create_upload(
     let with_body = header(req.headers(), "content-type")
         .is_some_and(|v| v.trim().eq_ignore_ascii_case(OFFSET_STREAM));
     let (core, who2, space) = (state.core.clone(), who.clone(), t.space);
-    let created = blocking(move || core.uploads.create(&who2, space, new)).await?;
+    let content_len = header(req.headers(), "content-length").and_then(|v| v.trim().parse().ok());
+    let body = req.into_body();
+    let whole = with_body
+        && new.length > 0
+        && new.length <= crate::dav::SMALL_BODY
+        && content_len == Some(new.length);
+    // The body still to stream into the upload (creation-with-upload of a part).
+    let (created, rest) = if whole {
+        // CLIENT QUIRK (ownCloud desktop with TUS): every file, however small, is a
+        // creation-with-upload carrying all of it. Kept out of the resumable machinery (record,
+        // data file, durable offset, completion): it is placed like a PUT.
+        let bytes = axum::body::to_bytes(body, usize::try_from(new.length).unwrap_or(usize::MAX))
+            .await
+            .map_err(|_| bad("the request body was cut off"))?;
+        let created = blocking(move || {
+            let mut up = core.files.begin_upload()?;
+            up.write(&bytes)?;
+            core.uploads.create_whole(&who2, space, new, up)
+        })
+        .await?;
+        (created, None)
+    } else {
+        let created = blocking(move || core.uploads.create(&who2, space, new)).await?;
+        (created, with_body.then_some(body))
+    };
     let st = created.state;
     let mut progress = Progress {
         offset: st.offset,
@@ -273,11 +297,11 @@ async fn create_upload(
         mtime_set,
         done: created.done,
     };
-    if with_body && progress.done.is_none() {
+    if let Some(body) = rest.filter(|_| progress.done.is_none()) {
         let (core, token) = (state.core.clone(), st.token.clone());
         let mut session = blocking(move || core.uploads.open(&token)).await?;
         session.begin(0, None).map_err(ApiError)?;
-        progress = stream_into(session, req.into_body()).await?;
+        progress = stream_into(session, body).await?;
     }
     let mut resp = StatusCode::CREATED.into_response();
     let h = resp.headers_mut();
