@@ -106,6 +106,18 @@ impl TestServer {
         (r.status().as_u16(), r.text().await.unwrap())
     }
 
+    /// An exclusive write LOCK on `path`; its `Lock-Token` (`<opaquelocktoken:…>`).
+    pub async fn lock(&self, path: &str) -> String {
+        let r = self
+            .req("LOCK", &self.dav(path))
+            .body(LOCKINFO)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.headers()["lock-token"].to_str().unwrap().to_owned()
+    }
+
     /// The etag of a resource (from PROPFIND Depth 0).
     pub async fn etag(&self, path: &str) -> String {
         let (s, body) = self.propfind(path, "0", PROPS).await;
@@ -185,3 +197,6 @@ pub fn item_keys(body: &str) -> Vec<String> {
         .filter_map(|h| h.rsplit('/').next().map(str::to_owned))
         .collect()
 }
+
+/// The body of an exclusive write LOCK.
+pub const LOCKINFO: &str = r#"<?xml version="1.0"?><d:lockinfo xmlns:d="DAV:"><d:lockscope><d:exclusive/></d:lockscope><d:locktype><d:write/></d:locktype><d:owner>me</d:owner></d:lockinfo>"#;

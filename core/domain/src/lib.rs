@@ -54,7 +54,7 @@ impl Core {
         let accounts = Arc::new(Accounts::new(store.clone(), files.clone()));
         let auth = Arc::new(Authenticator::new(accounts.clone(), throttle));
         let locks = Arc::new(Locks::new(store.clone()));
-        let uploads = Arc::new(Uploads::new(store.clone(), files.clone())?);
+        let uploads = Arc::new(Uploads::new(store.clone(), files.clone(), locks.clone())?);
         let oidc = Arc::new(OidcGrants::new(store.clone()));
         Ok(Self {
             accounts,

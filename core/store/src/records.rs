@@ -267,6 +267,10 @@ pub struct UploadRecord {
     /// Etags the target must have on completion (`If-Match`).
     #[serde(default)]
     pub if_match: Option<Vec<String>>,
+    /// WebDAV lock tokens the client submitted at creation: a lock on the target must be one of
+    /// them on completion too.
+    #[serde(default)]
+    pub lock_tokens: Vec<String>,
     /// Unix seconds.
     pub created: i64,
     /// Unix seconds after which the upload is gone.

@@ -245,3 +245,58 @@ async fn concurrent_uploads_to_one_target_give_one_whole_winner() {
     assert!(got == a || got == b, "one whole winner");
     s.stop().await;
 }
+
+/// WebDAV locks hold for TUS uploads as for PUT: without the lock's token a creation is refused
+/// (423), whole or resumable; with it (`If` header) it succeeds; a lock taken after the creation
+/// stops the completion, and the locked file keeps its content.
+#[tokio::test]
+async fn locked_targets_refuse_tus_uploads_without_the_token() {
+    let s = TestServer::start().await;
+    s.put("l.txt", "old").await;
+    let token = s.lock("l.txt").await;
+    let create = |body: &'static [u8], len: u64, if_header: Option<String>| {
+        let mut rb = s
+            .req("POST", &s.dav(""))
+            .header("Tus-Resumable", "1.0.0")
+            .header("Upload-Length", len.to_string())
+            .header("Upload-Metadata", format!("filename {}", b64("l.txt")));
+        if let Some(v) = if_header {
+            rb = rb.header("If", v);
+        }
+        if !body.is_empty() {
+            rb = rb
+                .header("Content-Type", "application/offset+octet-stream")
+                .body(body);
+        }
+        rb.send()
+    };
+    assert_eq!(
+        create(b"new", 3, None).await.unwrap().status(),
+        423,
+        "whole"
+    );
+    assert_eq!(
+        create(b"", 3, None).await.unwrap().status(),
+        423,
+        "resumable"
+    );
+    assert_eq!(s.get_bytes("l.txt").await.1, b"old");
+    let r = create(b"new", 3, Some(format!("({token})"))).await.unwrap();
+    assert_eq!(r.status(), 201, "with the token");
+    assert_eq!(s.get_bytes("l.txt").await.1, b"new");
+    s.req("UNLOCK", &s.dav("l.txt"))
+        .header("Lock-Token", &token)
+        .send()
+        .await
+        .unwrap();
+
+    // Created unlocked, locked before its last chunk: the completion is refused.
+    let r = create(b"", 4, None).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let url = hdr(&r, "location").unwrap();
+    assert_eq!(s.patch(&url, 0, b"ne").await.status(), 204);
+    s.lock("l.txt").await;
+    assert_eq!(s.patch(&url, 2, b"xt").await.status(), 423);
+    assert_eq!(s.get_bytes("l.txt").await.1, b"new");
+    s.stop().await;
+}

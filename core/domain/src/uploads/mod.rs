@@ -16,6 +16,7 @@ use crate::CoreError;
 use crate::auth::Principal;
 use crate::clock::now_secs;
 use crate::files::{ChecksumAlgo, FileStore, PutOptions, ResourceInfo, StorageProvider, Upload};
+use crate::locks::Locks;
 use hearth_store::{Store, UploadRecord};
 use hearth_types::{RelPath, SpaceId, UserId};
 use std::collections::HashSet;
@@ -35,6 +36,9 @@ pub struct NewUpload {
     pub checksum: Option<(ChecksumAlgo, String)>,
     /// The target's etag must be one of these on creation and on completion.
     pub if_match: Option<Vec<String>>,
+    /// WebDAV lock tokens submitted with the creation (`If` header): a write lock on the target
+    /// must be one of them, on creation and on completion (else 423).
+    pub lock_tokens: Vec<String>,
 }
 
 /// Where an upload stands.
@@ -63,6 +67,7 @@ pub struct Created {
 pub struct Uploads {
     store: Store,
     files: Arc<FileStore>,
+    locks: Arc<Locks>,
     dir: PathBuf,
     secret: [u8; 32],
     /// Uploads a request is working on right now (one at a time per upload).
@@ -86,7 +91,11 @@ impl Drop for BusyGuard {
 
 impl Uploads {
     /// Opens the service over the store and the file store (creates `system/uploads`).
-    pub(crate) fn new(store: Store, files: Arc<FileStore>) -> Result<Self, CoreError> {
+    pub(crate) fn new(
+        store: Store,
+        files: Arc<FileStore>,
+        locks: Arc<Locks>,
+    ) -> Result<Self, CoreError> {
         let dir = files.options().data_dir.join("system").join("uploads");
         std::fs::create_dir_all(&dir)
             .map_err(|e| CoreError::io("creating the uploads folder", e))?;
@@ -94,6 +103,7 @@ impl Uploads {
         Ok(Self {
             store,
             files,
+            locks,
             dir,
             secret,
             busy: Arc::default(),
@@ -146,6 +156,7 @@ impl Uploads {
                 .checksum
                 .map(|(a, hex)| (algo_name(a).to_owned(), hex.to_ascii_lowercase())),
             if_match: req.if_match,
+            lock_tokens: req.lock_tokens,
             created: now,
             expires: self.expiry_from(now),
         };
@@ -218,7 +229,7 @@ impl Uploads {
     }
 
     /// The checks on an upload's target: its folder exists (else 412, as in oCIS), it is not a
-    /// folder itself (409), and If-Match holds (412).
+    /// folder itself (409), it is not locked against the client (423), and If-Match holds (412).
     fn check_target(
         &self,
         who: &Principal,
@@ -247,6 +258,8 @@ impl Uploads {
         if existing.as_ref().is_some_and(ResourceInfo::is_dir) {
             return Err(CoreError::Conflict(format!("{} is a folder", req.path)));
         }
+        self.locks
+            .check_write(who, space, &req.path, &req.lock_tokens, false)?;
         if let Some(list) = &req.if_match {
             let ok = existing.as_ref().is_some_and(|i| {
                 list.iter()

@@ -204,6 +204,9 @@ impl Uploads {
             .checksum
             .as_ref()
             .and_then(|(a, hex)| ChecksumAlgo::parse(a).map(|a| (a, hex.clone())));
+        // A lock taken since the creation holds unless the client submitted its token then.
+        self.locks
+            .check_write(&who, rec.space, &path, &rec.lock_tokens, false)?;
         let mut upload = Upload::from_file(self.data_path(&rec.id))?;
         if let Some((a, want)) = &algo {
             super::check_checksum(&mut upload, *a, want)?;

@@ -20,6 +20,7 @@ fn setup(expiry: Duration) -> (tempfile::TempDir, Core, Principal, SpaceId) {
 
 fn new(path: &str, length: u64) -> NewUpload {
     NewUpload {
+        lock_tokens: Vec::new(),
         path: RelPath::from_decoded(path).unwrap(),
         length,
         mtime_secs: None,

@@ -16,6 +16,11 @@ use http::HeaderMap;
 pub(crate) struct Submitted(Vec<String>);
 
 impl Submitted {
+    /// The submitted tokens (for a write the domain checks later, e.g. a TUS upload's completion).
+    pub(crate) fn into_tokens(self) -> Vec<String> {
+        self.0
+    }
+
     /// `Locked` unless every lock on `path` (and below it, if `recursive`) was submitted by `who`.
     pub(crate) fn allow(
         &self,

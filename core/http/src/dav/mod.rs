@@ -6,7 +6,7 @@
 //! uploads (`uploads/`).
 
 mod chunks;
-mod conditions;
+pub(crate) mod conditions;
 mod copymove;
 mod lock;
 mod meta;

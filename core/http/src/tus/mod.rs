@@ -9,6 +9,7 @@ mod data;
 pub(crate) use data::data;
 
 use crate::dav::Target;
+use crate::dav::conditions::evaluate_if;
 use crate::dav::read::file_headers;
 use crate::util::{bad, blocking, header};
 use crate::{ApiError, AppState};
@@ -180,6 +181,7 @@ fn new_upload(t: &Target, h: &HeaderMap) -> Result<NewUpload, ApiError> {
         .or_else(|| get("if-match"))
         .map(etag_list);
     Ok(NewUpload {
+        lock_tokens: Vec::new(),
         path,
         length,
         mtime_secs,
@@ -258,7 +260,15 @@ async fn create_upload(
     if let Some(resp) = version_refusal(req.headers()) {
         return Ok(resp);
     }
-    let new = new_upload(t, req.headers())?;
+    let mut new = new_upload(t, req.headers())?;
+    // Lock tokens in the `If` header are for the file being uploaded, not the POSTed folder.
+    let file = Target {
+        path: new.path.clone(),
+        ..t.clone()
+    };
+    new.lock_tokens = evaluate_if(state, who, &file, req.headers())
+        .await?
+        .into_tokens();
     let mtime_set = new.mtime_secs.is_some();
     let location_base = base_url(state, req.headers());
     let with_body = header(req.headers(), "content-type")
