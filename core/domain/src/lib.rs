@@ -9,6 +9,8 @@ pub mod error;
 pub mod files;
 pub mod locks;
 pub mod oidc;
+#[cfg(test)]
+mod testing;
 pub mod uploads;
 
 pub use accounts::Accounts;

@@ -40,6 +40,16 @@ impl ChecksumAlgo {
             _ => None,
         }
     }
+
+    /// Whether `sums` has this algorithm's digest and it is `want` (hex, any case).
+    pub(crate) fn matches(self, sums: &Checksums, want: &str) -> bool {
+        let have = match self {
+            Self::Sha1 => sums.sha1.as_deref(),
+            Self::Md5 => sums.md5.as_deref(),
+            Self::Adler32 => sums.adler32.as_deref(),
+        };
+        have.is_some_and(|h| h.eq_ignore_ascii_case(want))
+    }
 }
 
 /// Conditions and metadata of a PUT.
@@ -473,17 +483,12 @@ impl FileStore {
             },
             adler32: Some(format!("{:08x}", up.adler.checksum())),
         };
-        if let Some((algo, want)) = &opts.checksum {
-            let have = match algo {
-                super::write::ChecksumAlgo::Sha1 => checksums.sha1.as_deref(),
-                super::write::ChecksumAlgo::Md5 => checksums.md5.as_deref(),
-                super::write::ChecksumAlgo::Adler32 => checksums.adler32.as_deref(),
-            };
-            if have.is_none_or(|h| !h.eq_ignore_ascii_case(want)) {
-                return Err(CoreError::BadRequest(
-                    "The computed checksum does not match the one received from the client.".into(),
-                ));
-            }
+        if let Some((algo, want)) = &opts.checksum
+            && !algo.matches(&checksums, want)
+        {
+            return Err(CoreError::BadRequest(
+                "The computed checksum does not match the one received from the client.".into(),
+            ));
         }
         // Everything buffered reaches the file before its times are set.
         up.file
@@ -682,16 +687,10 @@ mod tests {
     #[test]
     fn a_large_upload_is_written_back_as_it_arrives() {
         #![allow(clippy::unwrap_used)]
-        use crate::{Core, PutOptions, StorageOptions, StorageProvider, ThrottleConfig};
+        use crate::{PutOptions, StorageOptions, StorageProvider};
         let dir = tempfile::tempdir().unwrap();
-        let core = Core::open(
-            StorageOptions::new(dir.path().to_path_buf()),
-            ThrottleConfig::default(),
-        )
-        .unwrap();
-        core.accounts.add("alice", "pw", None).unwrap();
-        let who = core.auth.verify_basic("alice", "pw", None).unwrap();
-        let space = core.files.personal_space(who.id).unwrap();
+        let (core, who, space) =
+            crate::testing::alice(StorageOptions::new(dir.path().to_path_buf()));
         let mut up = core.files.begin_upload().unwrap();
         let piece = bytes::Bytes::from(vec![7u8; 1 << 20]);
         let pieces = (super::super::writeback::EVERY >> 20) + 3;

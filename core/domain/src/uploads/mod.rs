@@ -418,13 +418,7 @@ impl Uploads {
 /// Checks a complete upload against the checksum announced for it (mismatch → 460, nothing
 /// stored: the caller drops the upload).
 fn check_checksum(upload: &mut Upload, algo: ChecksumAlgo, want: &str) -> Result<(), CoreError> {
-    let sums = upload.checksums()?;
-    let have = match algo {
-        ChecksumAlgo::Sha1 => sums.sha1,
-        ChecksumAlgo::Md5 => sums.md5,
-        ChecksumAlgo::Adler32 => sums.adler32,
-    };
-    if have.is_none_or(|h| !h.eq_ignore_ascii_case(want)) {
+    if !algo.matches(&upload.checksums()?, want) {
         return Err(CoreError::ChecksumMismatch(format!(
             "the upload does not match its {} checksum",
             algo_name(algo)

@@ -3,7 +3,7 @@
 
 use super::NewUpload;
 use crate::files::ChecksumAlgo;
-use crate::{Core, CoreError, Principal, StorageOptions, StorageProvider, ThrottleConfig};
+use crate::{Core, CoreError, Principal, StorageOptions, StorageProvider};
 use hearth_types::{RelPath, SpaceId};
 use std::time::Duration;
 
@@ -11,10 +11,7 @@ fn setup(expiry: Duration) -> (tempfile::TempDir, Core, Principal, SpaceId) {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = StorageOptions::new(dir.path().to_path_buf());
     opts.upload_expiry = expiry;
-    let core = Core::open(opts, ThrottleConfig::default()).unwrap();
-    core.accounts.add("alice", "pw", None).unwrap();
-    let who = core.auth.verify_basic("alice", "pw", None).unwrap();
-    let space = core.files.personal_space(who.id).unwrap();
+    let (core, who, space) = crate::testing::alice(opts);
     (dir, core, who, space)
 }
 
