@@ -3,6 +3,7 @@
 //! touches redb; everything above it goes through [`Store::read`] and [`Store::write`].
 #![deny(clippy::indexing_slicing)]
 
+mod backend;
 mod batch;
 mod commit;
 mod error;
@@ -42,11 +43,18 @@ impl Store {
     /// allows group commit with non-durable intermediate commits); a second process gets
     /// [`StoreError::InUse`].
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| StoreError::Db(format!("opening {}: {e}", path.display())))?;
         let db = Builder::new()
             .set_concurrency_mode(ConcurrencyMode::ExclusiveWriter)
             // redb's default cache may grow to 1 GiB; Hearth lives on a desktop.
             .set_cache_size(CACHE_BYTES)
-            .create(path)
+            .create_with_backend(backend::FilledFile::new(file)?)
             .map_err(|e| match e {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.to_path_buf()),
                 other => StoreError::from(other),
