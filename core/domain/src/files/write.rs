@@ -432,6 +432,13 @@ impl FileStore {
         })
     }
 
+    /// An upload of `data`, received whole (a small PUT or TUS creation-with-upload).
+    pub fn upload_of(&self, data: &[u8]) -> Result<Upload, CoreError> {
+        let mut up = self.begin_upload_impl()?;
+        up.write(data)?;
+        Ok(up)
+    }
+
     /// Fails early when `incoming` bytes written to `path` (replacing what is there) cannot fit
     /// the quota (PUT with Content-Length), before any byte is received.
     pub fn check_quota(

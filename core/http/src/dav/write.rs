@@ -108,8 +108,7 @@ pub(crate) async fn put(
         .map_err(|_| bad("the request body was cut off"))?;
         on_target(state, who, t, move |c, w, space, path| {
             submitted.allow(c, w, space, path, false)?;
-            let mut up = c.files.begin_upload()?;
-            up.write(&body)?;
+            let up = c.files.upload_of(&body)?;
             c.files.stage_upload(w, space, path, up, &opts)
         })
         .await?

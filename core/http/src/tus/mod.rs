@@ -289,8 +289,7 @@ async fn create_upload(
             .await
             .map_err(|_| bad("the request body was cut off"))?;
         let created = blocking(move || {
-            let mut up = core.files.begin_upload()?;
-            up.write(&bytes)?;
+            let up = core.files.upload_of(&bytes)?;
             core.uploads.create_whole(&who2, space, new, up)
         })
         .await?;
