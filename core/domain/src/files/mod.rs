@@ -7,11 +7,11 @@
 mod chunks;
 mod history;
 mod ops;
+mod path_locks;
 mod props;
 mod provider;
 mod recycle;
 mod staging;
-mod stripes;
 mod tree;
 mod write;
 mod writeback;
@@ -26,10 +26,10 @@ use hearth_store::{
     Committer, GroupSync, NodeRecord, Receipt, SpaceKind, SpaceRecord, Store, UserRecord, WriteTx,
 };
 use hearth_types::{NodeId, RelPath, ResourceId, SpaceId, StorageId};
+use path_locks::{PathGuard, PathLocks};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use stripes::{StripeGuard, Stripes};
 
 /// Where and how files are kept.
 #[derive(Debug, Clone)]
@@ -288,8 +288,8 @@ pub struct FileStore {
     /// its durable commit between the uploads queued meanwhile.
     /// Replaced by [`FileStore::revive_uploads`] if its threads stop.
     uploads: std::sync::RwLock<Committer<CoreError>>,
-    /// Serialises the final step of writes to the same path (striped by path hash).
-    stripes: Arc<Stripes>,
+    /// Serialises the final step of writes to the same path.
+    path_locks: Arc<PathLocks>,
 }
 
 /// The upload commit threads of the data directory `data_fd` (see [`Committer`]).
@@ -347,7 +347,7 @@ impl FileStore {
             trash_dir,
             versions_dir,
             chunks_dir,
-            stripes: Arc::default(),
+            path_locks: Arc::default(),
             data_fd,
             data_sync: GroupSync::default(),
             tree_sync: GroupSync::default(),
@@ -496,9 +496,9 @@ impl FileStore {
         SpaceId(user.0)
     }
 
-    /// Holds the write stripe of `key` (see [`stripes`]).
-    fn stripe(&self, key: &std::path::Path) -> StripeGuard {
-        self.stripes.lock(key)
+    /// Holds the write lock of `path` (see [`path_locks`]).
+    fn lock_path(&self, path: &std::path::Path) -> PathGuard {
+        self.path_locks.lock(path)
     }
 }
 

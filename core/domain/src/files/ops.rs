@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 /// An entry placed at its destination by [`FileStore::place_over`]; the destination stays locked
 /// while this lives.
 pub(crate) struct Placed {
-    _guard: super::stripes::StripeGuard,
+    _guard: super::path_locks::PathGuard,
     /// What was at the destination before, and its key in the trash.
     displaced: Option<(Located, String)>,
 }
@@ -132,7 +132,7 @@ impl FileStore {
         overwrite: bool,
         what: &'static str,
     ) -> Result<Placed, CoreError> {
-        let guard = self.stripe(target);
+        let guard = self.lock_path(target);
         let old = self.try_locate(space, to)?;
         let displaced = match old {
             Some(_) if !overwrite => {

@@ -526,7 +526,7 @@ impl FileStore {
         let (space, parent, name) = self.space_and_parent(who, space_id, path)?;
         let target = parent.disk.join(name.as_str());
         // Held until the record is durable: released by the commit thread with the change.
-        let guard = self.stripe(&target);
+        let guard = self.lock_path(&target);
         let (existing, quota) = self.child_and_quota(&space, &parent, &name, path)?;
         if let Some(e) = &existing
             && e.rec.kind == NodeKind::Dir

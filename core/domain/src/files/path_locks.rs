@@ -2,16 +2,16 @@
 //! record committed), keyed by a 64-bit hash of the path. A guard is owned: an upload's guard
 //! travels with it to the commit thread and is released there once its record is durable.
 //!
-//! Keyed by the whole hash, not by one of a few stripes: a guard is held for a whole commit cycle
-//! (a few milliseconds), and with 64 stripes 16 concurrent uploads of different files collided
-//! on a stripe most of the time, each collision costing a cycle.
+//! Keyed by the whole hash, not by one of a few stripes (as it once was): a guard is held for a
+//! whole commit cycle (a few milliseconds), and with 64 stripes 16 concurrent uploads of
+//! different files collided on a stripe most of the time, each collision costing a cycle.
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 /// The set of paths held right now.
 #[derive(Default)]
-pub(crate) struct Stripes {
+pub(crate) struct PathLocks {
     state: Mutex<State>,
     cv: Condvar,
 }
@@ -20,20 +20,20 @@ pub(crate) struct Stripes {
 struct State {
     /// The hashes of the held paths (as many as writes in flight: a scan is quickest).
     held: Vec<u64>,
-    /// Threads waiting for a stripe: a release wakes them only if there are any (a `notify_all`
+    /// Threads waiting for a path: a release wakes them only if there are any (a `notify_all`
     /// is a system call even with nobody waiting).
     waiting: usize,
 }
 
-/// A held stripe; released on drop.
-pub(crate) struct StripeGuard {
-    stripes: Arc<Stripes>,
+/// A held path; released on drop.
+pub(crate) struct PathGuard {
+    locks: Arc<PathLocks>,
     key: u64,
 }
 
-impl Stripes {
+impl PathLocks {
     /// Blocks until nobody holds `path` (or a path of the same hash), then holds it.
-    pub(crate) fn lock(self: &Arc<Self>, path: &std::path::Path) -> StripeGuard {
+    pub(crate) fn lock(self: &Arc<Self>, path: &std::path::Path) -> PathGuard {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         path.hash(&mut h);
         let key = h.finish();
@@ -44,17 +44,17 @@ impl Stripes {
             st.waiting -= 1;
         }
         st.held.push(key);
-        StripeGuard {
-            stripes: self.clone(),
+        PathGuard {
+            locks: self.clone(),
             key,
         }
     }
 }
 
-impl Drop for StripeGuard {
+impl Drop for PathGuard {
     fn drop(&mut self) {
         let mut st = self
-            .stripes
+            .locks
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
@@ -62,7 +62,7 @@ impl Drop for StripeGuard {
             st.held.swap_remove(i);
         }
         if st.waiting > 0 {
-            self.stripes.cv.notify_all();
+            self.locks.cv.notify_all();
         }
     }
 }
@@ -75,14 +75,14 @@ mod tests {
 
     #[test]
     fn one_holder_per_path_and_guards_can_move_threads() {
-        let stripes = Arc::new(Stripes::default());
-        let g = stripes.lock(Path::new("/a"));
+        let locks = Arc::new(PathLocks::default());
+        let g = locks.lock(Path::new("/a"));
         let released = Arc::new(AtomicBool::new(false));
         let waiter = {
-            let (stripes, released) = (stripes.clone(), released.clone());
+            let (locks, released) = (locks.clone(), released.clone());
             std::thread::spawn(move || {
-                let _g = stripes.lock(Path::new("/a"));
-                assert!(released.load(Ordering::SeqCst), "got the stripe while held");
+                let _g = locks.lock(Path::new("/a"));
+                assert!(released.load(Ordering::SeqCst), "got the path while held");
             })
         };
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -99,13 +99,13 @@ mod tests {
 
     #[test]
     fn different_paths_never_wait_for_each_other() {
-        let stripes = Arc::new(Stripes::default());
+        let locks = Arc::new(PathLocks::default());
         // Far more paths than the 64 stripes this used to have: all held at once.
         let guards: Vec<_> = (0..1000)
-            .map(|i| stripes.lock(Path::new(&format!("/d/f{i}"))))
+            .map(|i| locks.lock(Path::new(&format!("/d/f{i}"))))
             .collect();
         assert_eq!(guards.len(), 1000);
         drop(guards);
-        assert!(stripes.state.lock().unwrap().held.is_empty());
+        assert!(locks.state.lock().unwrap().held.is_empty());
     }
 }
