@@ -5,6 +5,7 @@
 //! version indexes. Changes made on disk by the host user are reconciled on access and by a scan.
 
 mod chunks;
+mod hashes;
 mod history;
 mod ops;
 mod path_locks;
@@ -16,6 +17,7 @@ mod tree;
 mod write;
 mod writeback;
 
+pub use hashes::Hashes;
 pub use hearth_store::{Checksums, NodeKind, TrashRecord, VersionRecord};
 pub use write::{ChecksumAlgo, PutOptions, Upload};
 

@@ -4,6 +4,7 @@
 //! replaced content is kept as a version (hard link). The durable steps run on the upload commit
 //! threads, shared by every upload finishing at the same time (`hearth_store::Committer`).
 
+use super::hashes::Hashes;
 use super::history::prune_versions;
 use super::staging::{self, Staging};
 use super::tree::{Located, new_etag, propagate, record_from_disk, to_i64};
@@ -13,7 +14,6 @@ use crate::auth::Principal;
 use crate::clock::{now_ns, system_ns};
 use hearth_store::{Checksums, NodeKind, NodeRecord, Receipt, SpaceRecord, VersionRecord};
 use hearth_types::{NodeId, RelPath, ResourceId, SpaceId};
-use sha1::Digest;
 use std::fs::File;
 use std::io::Write;
 use std::path::PathBuf;
@@ -72,117 +72,16 @@ pub struct Upload {
     staging: Staging,
     /// Buffered: network chunks are small, write(2) calls should not be.
     file: std::io::BufWriter<File>,
-    sha1: sha1::Sha1,
-    md5: Option<Md5>,
-    adler: adler2::Adler32,
-    len: u64,
+    /// SHA-1, MD5, Adler-32 and the length of what was received.
+    hashes: Hashes,
     /// Given its real name: nothing to clean up.
     placed: bool,
     /// Background syncs of a large upload as it arrives.
     writeback: Option<super::writeback::Writeback>,
 }
 
-/// Uploads larger than this hash MD5 on a helper thread.
-const MD5_HELPER_AFTER: u64 = 4 << 20;
 /// Uploads larger than this sync their own content before their commit round.
 const SYNC_ALONE_AFTER: u64 = 4 << 20;
-/// Data is handed to the MD5 helper in batches of at least this many bytes (few wake-ups).
-const MD5_BATCH: usize = 512 << 10;
-/// Batches queued for the MD5 helper at most (bounds memory: about 2 MiB).
-const MD5_QUEUE: usize = 4;
-
-/// MD5, by far the slowest of the three hashes (about 590 MB/s against SHA-1's 2 GB/s with the
-/// SHA extensions and Adler-32's 10 GB/s, single core): inline for small uploads; for large ones a
-/// helper thread hashes the received buffers (shared, not copied) in parallel with SHA-1,
-/// Adler-32 and the file writes.
-enum Md5 {
-    Inline(md5::Md5),
-    Helper {
-        batch: Vec<bytes::Bytes>,
-        batch_len: usize,
-        tx: std::sync::mpsc::SyncSender<Vec<bytes::Bytes>>,
-        done: std::thread::JoinHandle<md5::Md5>,
-    },
-}
-
-impl Md5 {
-    fn new() -> Self {
-        Self::Inline(md5::Md5::new())
-    }
-
-    /// Hashes `data`; `total` is the upload's length including it.
-    fn update(&mut self, data: bytes::Bytes, total: u64) -> Result<(), CoreError> {
-        match self {
-            Self::Inline(m) => {
-                m.update(&data);
-                if total >= MD5_HELPER_AFTER
-                    && let Some(helper) = Self::helper(m)
-                {
-                    *self = helper;
-                }
-                Ok(())
-            }
-            Self::Helper {
-                batch,
-                batch_len,
-                tx,
-                ..
-            } => {
-                *batch_len += data.len();
-                batch.push(data);
-                if *batch_len >= MD5_BATCH {
-                    *batch_len = 0;
-                    tx.send(std::mem::take(batch))
-                        .map_err(|_| helper_failed())?;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Moves the running state to a helper thread (`None`: no thread, stay inline).
-    fn helper(m: &md5::Md5) -> Option<Self> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<bytes::Bytes>>(MD5_QUEUE);
-        let mut state = m.clone();
-        let done = std::thread::Builder::new()
-            .name("hearth-md5".into())
-            .spawn(move || {
-                for batch in rx {
-                    for b in batch {
-                        state.update(&b);
-                    }
-                }
-                state
-            })
-            .ok()?;
-        Some(Self::Helper {
-            batch: Vec::new(),
-            batch_len: 0,
-            tx,
-            done,
-        })
-    }
-
-    /// The state after everything handed over so far (waits for the helper).
-    fn finish(self) -> Result<md5::Md5, CoreError> {
-        match self {
-            Self::Inline(m) => Ok(m),
-            Self::Helper {
-                batch, tx, done, ..
-            } => {
-                if !batch.is_empty() {
-                    tx.send(batch).map_err(|_| helper_failed())?;
-                }
-                drop(tx);
-                done.join().map_err(|_| helper_failed())
-            }
-        }
-    }
-}
-
-fn helper_failed() -> CoreError {
-    CoreError::Internal("the MD5 hashing thread failed".into())
-}
 
 impl Upload {
     /// Appends bytes.
@@ -190,18 +89,8 @@ impl Upload {
         self.file
             .write_all(data)
             .map_err(|e| CoreError::io("writing an upload", e))?;
-        self.sha1.update(data);
-        if let Some(Md5::Inline(m)) = &mut self.md5 {
-            m.update(data);
-        } else if let Some(m) = &mut self.md5 {
-            m.update(
-                bytes::Bytes::copy_from_slice(data),
-                self.len + data.len() as u64,
-            )?;
-        }
-        self.adler.write_slice(data);
-        let before = self.len;
-        self.len += data.len() as u64;
+        let before = self.hashes.len();
+        self.hashes.update_slice(data)?;
         self.wrote(before);
         Ok(())
     }
@@ -209,7 +98,8 @@ impl Upload {
     /// Starts a background sync each time a large upload passes another `writeback::EVERY` bytes.
     fn wrote(&mut self, before: u64) {
         use super::writeback::{EVERY, Writeback};
-        if self.len > SYNC_ALONE_AFTER && before / EVERY != self.len / EVERY {
+        let len = self.hashes.len();
+        if len > SYNC_ALONE_AFTER && before / EVERY != len / EVERY {
             if self.writeback.is_none() {
                 self.writeback = Writeback::start(self.file.get_ref());
             }
@@ -221,31 +111,12 @@ impl Upload {
 
     /// Appends a received buffer; large uploads hash its MD5 on a helper thread (no copy).
     pub fn write_bytes(&mut self, data: bytes::Bytes) -> Result<(), CoreError> {
-        let before = self.len;
-        self.hash(data.clone())?;
+        let before = self.hashes.len();
+        self.hashes.update(data.clone())?;
         self.file
             .write_all(&data)
             .map_err(|e| CoreError::io("writing an upload", e))?;
         self.wrote(before);
-        Ok(())
-    }
-
-    /// Feeds the hashes and counts the bytes.
-    fn hash(&mut self, data: bytes::Bytes) -> Result<(), CoreError> {
-        self.sha1.update(&data);
-        self.adler.write_slice(&data);
-        self.len += data.len() as u64;
-        if let Some(m) = &mut self.md5 {
-            m.update(data, self.len)?;
-        }
-        Ok(())
-    }
-
-    /// The MD5 state after everything received (waits for the helper thread, if any).
-    fn settle_md5(&mut self) -> Result<(), CoreError> {
-        if let Some(m) = self.md5.take() {
-            self.md5 = Some(Md5::Inline(m.finish()?));
-        }
         Ok(())
     }
 
@@ -266,62 +137,61 @@ impl Upload {
         Ok(())
     }
 
-    /// Adopts a complete file written elsewhere (a resumable upload's data) as an upload, hashing
-    /// it from disk; `finish_upload` then places it like any other. Dropped unplaced, it is removed.
-    pub fn from_file(path: PathBuf) -> Result<Self, CoreError> {
+    /// Adopts a complete file written elsewhere (a resumable upload's data) as an upload;
+    /// `finish_upload` then places it like any other. Dropped unplaced, it is removed. `hashes`
+    /// are those of the file's content as it was received, if they cover all of it; else the
+    /// file is hashed from disk.
+    pub fn from_file(path: PathBuf, hashes: Option<Hashes>) -> Result<Self, CoreError> {
         use std::io::Read;
         let mut file = File::options()
             .read(true)
             .write(true)
             .open(&path)
             .map_err(|e| CoreError::io("opening an upload", e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| CoreError::io("opening an upload", e))?
+            .len();
+        let kept = hashes.filter(|h| h.len() == size);
+        let rehash = kept.is_none();
         let mut up = Upload {
             staging: Staging::Named(path),
             file: std::io::BufWriter::new(
                 file.try_clone()
                     .map_err(|e| CoreError::io("opening an upload", e))?,
             ),
-            sha1: sha1::Sha1::new(),
-            md5: Some(Md5::new()),
-            adler: adler2::Adler32::new(),
-            len: 0,
+            hashes: kept.unwrap_or_default(),
             placed: false,
             writeback: None,
         };
-        loop {
-            // A fresh buffer per MiB (filled without zeroing), shared with the MD5 helper.
-            let mut buf = Vec::with_capacity(1 << 20);
-            match (&mut file).take(1 << 20).read_to_end(&mut buf) {
-                Ok(0) => break,
-                Ok(_) => up.hash(bytes::Bytes::from(buf))?,
-                Err(e) => return Err(CoreError::io("reading an upload", e)),
+        if rehash {
+            loop {
+                // A fresh buffer per MiB (filled without zeroing), shared with the MD5 helper.
+                let mut buf = Vec::with_capacity(1 << 20);
+                match (&mut file).take(1 << 20).read_to_end(&mut buf) {
+                    Ok(0) => break,
+                    Ok(_) => up.hashes.update(bytes::Bytes::from(buf))?,
+                    Err(e) => return Err(CoreError::io("reading an upload", e)),
+                }
             }
         }
-        up.settle_md5()?;
+        up.hashes.settle()?;
         Ok(up)
     }
 
-    /// The checksums of what was received so far (MD5 only when asked for at the start).
+    /// The checksums of what was received so far.
     pub fn checksums(&mut self) -> Result<Checksums, CoreError> {
-        self.settle_md5()?;
-        Ok(Checksums {
-            sha1: Some(hex::encode(self.sha1.clone().finalize())),
-            md5: match &self.md5 {
-                Some(Md5::Inline(m)) => Some(hex::encode(m.clone().finalize())),
-                _ => None,
-            },
-            adler32: Some(format!("{:08x}", self.adler.checksum())),
-        })
+        self.hashes.checksums()
     }
 
     /// Bytes received so far.
     pub fn len(&self) -> u64 {
-        self.len
+        self.hashes.len()
     }
 
     /// Whether nothing was received.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.hashes.len() == 0
     }
 }
 
@@ -423,10 +293,7 @@ impl FileStore {
         Ok(Upload {
             staging,
             file: std::io::BufWriter::with_capacity(1 << 20, file),
-            sha1: sha1::Sha1::new(),
-            md5: Some(Md5::new()),
-            adler: adler2::Adler32::new(),
-            len: 0,
+            hashes: Hashes::default(),
             placed: false,
             writeback: None,
         })
@@ -475,21 +342,14 @@ impl FileStore {
         opts: &PutOptions,
     ) -> Result<StagedUpload, CoreError> {
         if let Some(n) = opts.expected_len
-            && n != up.len
+            && n != up.len()
         {
             return Err(CoreError::BadRequest(format!(
                 "expected {n} bytes but received {}",
-                up.len
+                up.len()
             )));
         }
-        let checksums = Checksums {
-            sha1: Some(hex::encode(std::mem::take(&mut up.sha1).finalize())),
-            md5: match up.md5.take() {
-                Some(m) => Some(hex::encode(m.finish()?.finalize())),
-                None => None,
-            },
-            adler32: Some(format!("{:08x}", up.adler.checksum())),
-        };
+        let checksums = up.hashes.checksums()?;
         if let Some((algo, want)) = &opts.checksum
             && !algo.matches(&checksums, want)
         {
@@ -504,7 +364,7 @@ impl FileStore {
         if let Some(w) = up.writeback.take() {
             w.finish()?;
         }
-        if up.len > SYNC_ALONE_AFTER {
+        if up.len() > SYNC_ALONE_AFTER {
             // A large file makes its own content durable here, so the shared `syncfs` of its
             // commit round does not keep the small uploads of that round waiting for it.
             rustix::fs::fdatasync(up.file.get_ref())
@@ -536,11 +396,12 @@ impl FileStore {
         check_conditions(existing.as_ref(), opts)?;
         let old_size = existing.as_ref().map_or(0, |e| e.rec.size);
         if let Some(total) = quota.total
-            && quota.used.saturating_sub(old_size).saturating_add(up.len) > total
+            && quota.used.saturating_sub(old_size).saturating_add(up.len()) > total
         {
             return Err(CoreError::QuotaExceeded(format!(
                 "{} bytes do not fit: {} of {total} bytes are used",
-                up.len, quota.used
+                up.len(),
+                quota.used
             )));
         }
         // Keep the replaced content as a version: a hard link costs no copy and survives the rename.
@@ -548,7 +409,7 @@ impl FileStore {
             Some(e) => Some(self.link_version(e)?),
             None => None,
         };
-        let new_len = up.len;
+        let new_len = up.len();
         let (space_id, parent_id, name_owned) = (space.id, parent.id, name.as_str().to_owned());
         let version_key = version.as_ref().map(|(key, _)| *key);
         // Both steps own their inputs: the commit threads run them. The content is durable
@@ -667,29 +528,6 @@ fn check_conditions(existing: Option<&Located>, opts: &PutOptions) -> Result<(),
 
 #[cfg(test)]
 mod tests {
-    use super::{MD5_HELPER_AFTER, Md5};
-    use sha1::Digest;
-
-    #[test]
-    fn md5_on_the_helper_thread_matches_inline() {
-        let data: Vec<u8> = (0..(MD5_HELPER_AFTER as usize * 3 / 2 + 12_345))
-            .map(|i| (i as u8).wrapping_mul(31).wrapping_add((i >> 13) as u8))
-            .collect();
-        let mut m = Md5::new();
-        let mut total = 0u64;
-        for piece in data.chunks(100_000) {
-            total += piece.len() as u64;
-            m.update(bytes::Bytes::copy_from_slice(piece), total)
-                .unwrap();
-        }
-        assert!(
-            matches!(m, Md5::Helper { .. }),
-            "a large upload uses the helper"
-        );
-        let got = m.finish().unwrap().finalize();
-        assert_eq!(got, md5::Md5::digest(&data));
-    }
-
     /// A large upload syncs in the background as it arrives, and is stored whole.
     #[test]
     fn a_large_upload_is_written_back_as_it_arrives() {

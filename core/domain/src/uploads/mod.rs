@@ -2,8 +2,9 @@
 //! domain service. Each upload is a record in the `UPLOADS` table and its bytes are in
 //! `<data>/system/uploads/<id>` (not `system/tmp`, which is cleared at start-up). Every chunk is
 //! made durable before its new offset is recorded, so an upload survives a crash or `kill -9` and
-//! resumes byte-exact. A complete upload is hashed from disk, checked against the announced
-//! checksum, and handed to the [`FileStore`] for the atomic, quota- and If-Match-checked placement.
+//! resumes byte-exact. The bytes are hashed as they arrive, and the hashes kept between requests
+//! (in memory: an upload resumed after a restart is hashed from disk when it completes). A
+//! complete upload is checked against the announced checksum, and handed to the [`FileStore`] for the atomic, quota- and If-Match-checked placement.
 //! Transfers are authorised by an HMAC token because tus clients send no credentials to the
 //! upload URL.
 
@@ -15,11 +16,13 @@ pub use session::{Progress, Session};
 use crate::CoreError;
 use crate::auth::Principal;
 use crate::clock::now_secs;
-use crate::files::{ChecksumAlgo, FileStore, PutOptions, ResourceInfo, StorageProvider, Upload};
+use crate::files::{
+    ChecksumAlgo, FileStore, Hashes, PutOptions, ResourceInfo, StorageProvider, Upload,
+};
 use crate::locks::Locks;
 use hearth_store::{Store, UploadRecord};
 use hearth_types::{RelPath, SpaceId, UserId};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -72,6 +75,9 @@ pub struct Uploads {
     secret: [u8; 32],
     /// Uploads a request is working on right now (one at a time per upload).
     busy: Arc<Mutex<HashSet<String>>>,
+    /// The hashes of each upload's durable bytes, kept between its requests; taken by the
+    /// request working on it (see [`Session`]).
+    hashes: Mutex<HashMap<String, Hashes>>,
 }
 
 /// Marks an upload busy while alive.
@@ -107,6 +113,7 @@ impl Uploads {
             dir,
             secret,
             busy: Arc::default(),
+            hashes: Mutex::default(),
         })
     }
 
@@ -167,7 +174,7 @@ impl Uploads {
         let state = self.state(&rec);
         let done = if rec.length == 0 {
             let _busy = self.try_busy(&rec.id);
-            Some(self.complete(&rec)?)
+            Some(self.complete(&rec, None)?)
         } else {
             None
         };
@@ -283,7 +290,7 @@ impl Uploads {
             self.reconcile(&mut rec)?;
             if rec.offset == rec.length {
                 // Complete but not placed (a crash between the last chunk and the rename).
-                self.complete(&rec)?;
+                self.complete(&rec, self.take_hashes(&rec.id, rec.offset))?;
             }
         }
         Ok(self.state(&rec))
@@ -356,7 +363,34 @@ impl Uploads {
         Ok(rec)
     }
 
+    /// Takes the kept hashes of upload `id` if they cover exactly its first `offset` bytes; a
+    /// fresh state for an upload with no bytes yet.
+    fn take_hashes(&self, id: &str, offset: u64) -> Option<Hashes> {
+        let kept = self
+            .hashes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+        match kept {
+            Some(h) if h.len() == offset => Some(h),
+            _ if offset == 0 => Some(Hashes::default()),
+            _ => None,
+        }
+    }
+
+    /// Keeps the hashes of upload `id` for its next request.
+    fn keep_hashes(&self, id: &str, hashes: Hashes) {
+        self.hashes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.to_owned(), hashes);
+    }
+
     fn remove(&self, id: &str) -> Result<(), CoreError> {
+        self.hashes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
         self.store.write(|tx| tx.remove_upload(id))?;
         match std::fs::remove_file(self.data_path(id)) {
             Ok(()) => Ok(()),

@@ -1,10 +1,11 @@
 //! One request appending to a resumable upload (TUS PATCH, or the body of a creation-with-upload
-//! POST): bytes are appended and hashed for the optional per-chunk checksum, then made durable
-//! before the new offset is recorded; the last chunk completes the upload.
+//! POST): bytes are appended and hashed (the upload's running hashes, and the optional per-chunk
+//! checksum), then made durable before the new offset is recorded; the last chunk completes the
+//! upload.
 
 use super::{BusyGuard, Uploads};
 use crate::CoreError;
-use crate::files::{ChecksumAlgo, PutOptions, ResourceInfo, StorageProvider, Upload};
+use crate::files::{ChecksumAlgo, Hashes, PutOptions, ResourceInfo, StorageProvider, Upload};
 use hearth_store::UploadRecord;
 use hearth_types::RelPath;
 use sha1::Digest;
@@ -66,6 +67,11 @@ pub struct Session {
     /// Bytes appended by this request.
     written: u64,
     chunk: Option<(ChunkHash, Vec<u8>)>,
+    /// The upload's hashes, covering its durable bytes plus this request's (`None`: not kept,
+    /// the upload is hashed from disk when it completes).
+    hashes: Option<Hashes>,
+    /// A copy of `hashes` from before this request, for a chunk that may be dropped.
+    before: Option<Hashes>,
     _busy: BusyGuard,
 }
 
@@ -85,6 +91,8 @@ impl Session {
             file: std::io::BufWriter::with_capacity(1 << 20, file),
             written: 0,
             chunk: None,
+            hashes: None,
+            before: None,
             _busy: busy,
         })
     }
@@ -112,12 +120,36 @@ impl Session {
                 self.rec.offset
             )));
         }
+        self.hashes = self.up.take_hashes(&self.rec.id, self.rec.offset);
+        // Only a chunk with a checksum can be dropped again (mismatch, or cut off).
+        self.before = match (&checksum, &mut self.hashes) {
+            (Some(_), Some(h)) => Some(h.snapshot()?),
+            _ => None,
+        };
         self.chunk = checksum.map(|(a, want)| (ChunkHash::new(a), want));
+        Ok(())
+    }
+
+    /// Appends a received buffer (shared with the MD5 helper of a large upload: no copy).
+    pub fn write_bytes(&mut self, data: bytes::Bytes) -> Result<(), CoreError> {
+        self.append(&data)?;
+        if let Some(h) = &mut self.hashes {
+            h.update(data)?;
+        }
         Ok(())
     }
 
     /// Appends bytes; more than the announced length is refused.
     pub fn write(&mut self, data: &[u8]) -> Result<(), CoreError> {
+        self.append(data)?;
+        if let Some(h) = &mut self.hashes {
+            h.update_slice(data)?;
+        }
+        Ok(())
+    }
+
+    /// Writes `data` to the file and the chunk's checksum.
+    fn append(&mut self, data: &[u8]) -> Result<(), CoreError> {
         let n = data.len() as u64;
         if self.rec.offset + self.written + n > self.rec.length {
             return Err(CoreError::BadRequest(format!(
@@ -152,6 +184,9 @@ impl Session {
                 .get_ref()
                 .set_len(self.rec.offset)
                 .map_err(|e| CoreError::io("truncating an upload", e))?;
+            if let Some(h) = self.before.take() {
+                self.up.keep_hashes(&self.rec.id, h);
+            }
             if whole {
                 return Err(CoreError::ChecksumMismatch(
                     "the chunk does not match its Upload-Checksum".into(),
@@ -167,8 +202,13 @@ impl Session {
             self.up.store.write(|tx| tx.put_upload(&rec))?;
         }
         let done = if self.rec.offset == self.rec.length {
-            Some(self.up.complete(&self.rec)?)
+            Some(self.up.complete(&self.rec, self.hashes.take())?)
         } else {
+            if let Some(mut h) = self.hashes.take() {
+                // The helper thread of a large upload stops with the request.
+                h.settle()?;
+                self.up.keep_hashes(&self.rec.id, h);
+            }
             None
         };
         Ok(self.progress(done))
@@ -186,18 +226,26 @@ impl Session {
 }
 
 impl Uploads {
-    /// Places a complete upload: hashes the data, checks the announced checksum (mismatch →
+    /// Places a complete upload: hashes the data (unless `hashes` cover it), checks the announced checksum (mismatch →
     /// `ChecksumMismatch` and nothing is stored), then lets the file store check quota and
     /// If-Match and rename it into place. The upload is gone afterwards, whatever the outcome.
     /// The caller holds the upload's busy guard.
-    pub(super) fn complete(&self, rec: &UploadRecord) -> Result<(ResourceInfo, bool), CoreError> {
-        let result = self.place(rec);
+    pub(super) fn complete(
+        &self,
+        rec: &UploadRecord,
+        hashes: Option<Hashes>,
+    ) -> Result<(ResourceInfo, bool), CoreError> {
+        let result = self.place(rec, hashes);
         // On success the data file is now the real file; on failure `Upload` removed it.
         self.remove(&rec.id)?;
         result
     }
 
-    fn place(&self, rec: &UploadRecord) -> Result<(ResourceInfo, bool), CoreError> {
+    fn place(
+        &self,
+        rec: &UploadRecord,
+        hashes: Option<Hashes>,
+    ) -> Result<(ResourceInfo, bool), CoreError> {
         let who = self.owner(rec.user)?;
         let path = RelPath::from_decoded(&rec.path)?;
         let algo = rec
@@ -207,7 +255,7 @@ impl Uploads {
         // A lock taken since the creation holds unless the client submitted its token then.
         self.locks
             .check_write(&who, rec.space, &path, &rec.lock_tokens, false)?;
-        let mut upload = Upload::from_file(self.data_path(&rec.id))?;
+        let mut upload = Upload::from_file(self.data_path(&rec.id), hashes)?;
         if let Some((a, want)) = &algo {
             super::check_checksum(&mut upload, *a, want)?;
         }

@@ -220,3 +220,99 @@ fn a_whole_upload_is_placed_without_resumable_state() {
         );
     }
 }
+
+fn checksums_of(data: &[u8]) -> hearth_store::Checksums {
+    use sha1::Digest;
+    hearth_store::Checksums {
+        sha1: Some(hex::encode(sha1::Sha1::digest(data))),
+        md5: Some(hex::encode(md5::Md5::digest(data))),
+        adler32: Some(format!("{:08x}", adler2::adler32_slice(data))),
+    }
+}
+
+/// The hashes are kept between requests, so the placed file's checksums cover every byte
+/// received: across a chunk dropped for its checksum, a large upload's MD5 helper thread, and a
+/// restart (which forgets them: the data is then hashed from disk at completion).
+#[test]
+fn checksums_follow_the_bytes_across_requests() {
+    let (dir, core, who, space) = setup(Duration::from_secs(3600));
+    let data: Vec<u8> = (0..(9 << 20) + 13)
+        .map(|i: usize| (i as u8).wrapping_mul(13).wrapping_add((i >> 11) as u8))
+        .collect();
+    for restart in [false, true] {
+        let name = format!("big-{restart}.bin");
+        let t = core
+            .uploads
+            .create(&who, space, new(&name, data.len() as u64))
+            .unwrap()
+            .state
+            .token;
+        let (a, rest) = data.split_at(3 << 20);
+        let (b, c) = rest.split_at(2 << 20);
+        send(&core, &t, 0, a).unwrap();
+        // A chunk whose checksum does not match is dropped, and its bytes leave the hashes.
+        let mut s = core.uploads.open(&t).unwrap();
+        s.begin(a.len() as u64, Some((ChecksumAlgo::Sha1, vec![0; 20])))
+            .unwrap();
+        s.write_bytes(bytes::Bytes::copy_from_slice(b)).unwrap();
+        assert!(matches!(
+            s.commit(true),
+            Err(CoreError::ChecksumMismatch(_))
+        ));
+        {
+            let mut kept = core.uploads.hashes.lock().unwrap();
+            let lens: Vec<u64> = kept.values().map(|h| h.len()).collect();
+            assert_eq!(
+                lens,
+                [a.len() as u64],
+                "the hashes went back to before the chunk"
+            );
+            if restart {
+                kept.clear();
+            }
+        }
+        send(&core, &t, a.len() as u64, b).unwrap();
+        let mut s = core.uploads.open(&t).unwrap();
+        s.begin((a.len() + b.len()) as u64, None).unwrap();
+        for piece in c.chunks(1 << 20) {
+            s.write_bytes(bytes::Bytes::copy_from_slice(piece)).unwrap();
+        }
+        let (info, _) = s.commit(true).unwrap().done.unwrap();
+        assert_eq!(
+            info.checksums,
+            Some(checksums_of(&data)),
+            "restart: {restart}"
+        );
+        assert_eq!(
+            std::fs::read(dir.path().join("files/alice").join(&name)).unwrap(),
+            data
+        );
+    }
+    assert!(core.uploads.hashes.lock().unwrap().is_empty());
+}
+
+/// Completion takes the hashes of the bytes as they were received instead of reading the whole
+/// file back (shown by changing the data file behind the service's back: the checksums still
+/// describe what the client sent, as for a PUT).
+#[test]
+fn completion_does_not_read_the_data_back() {
+    let (dir, core, who, space) = setup(Duration::from_secs(3600));
+    let t = core
+        .uploads
+        .create(&who, space, new("k.bin", 6))
+        .unwrap()
+        .state
+        .token;
+    send(&core, &t, 0, b"abc").unwrap();
+    let data_file = std::fs::read_dir(dir.path().join("system/uploads"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&data_file).unwrap();
+    bytes[0] = b'X';
+    std::fs::write(&data_file, &bytes).unwrap();
+    let (info, _) = send(&core, &t, 3, b"def").unwrap().done.unwrap();
+    assert_eq!(info.checksums, Some(checksums_of(b"abcdef")));
+}

@@ -231,7 +231,7 @@ fn mtime_header(h: &mut HeaderMap, p: &Progress) {
 /// Streams a request body into an upload with constant memory. A body that breaks off keeps what
 /// arrived (the client resumes from the offset HEAD reports) and is answered with 400.
 async fn stream_into(session: Session, body: Body) -> Result<Progress, ApiError> {
-    let (session, whole) = crate::util::pump(body, session, |s, b| s.write(&b)).await?;
+    let (session, whole) = crate::util::pump(body, session, |s, b| s.write_bytes(b)).await?;
     let broken = !whole;
     let progress = blocking(move || session.commit(!broken)).await?;
     if broken {
