@@ -17,6 +17,7 @@ mod tree;
 mod write;
 mod writeback;
 
+pub use chunks::ChunkUpload;
 pub use hashes::Hashes;
 pub use hearth_store::{Checksums, NodeKind, TrashRecord, VersionRecord};
 pub use write::{ChecksumAlgo, PutOptions, Upload};
@@ -290,6 +291,8 @@ pub struct FileStore {
     /// its durable commit between the uploads queued meanwhile.
     /// Replaced by [`FileStore::revive_uploads`] if its threads stop.
     uploads: std::sync::RwLock<Committer<CoreError>>,
+    /// The hashes of each chunked transfer's chunks so far (see `chunks`).
+    chunk_hashes: std::sync::Mutex<std::collections::HashMap<PathBuf, chunks::HashedChunks>>,
     /// Serialises the final step of writes to the same path.
     path_locks: Arc<PathLocks>,
 }
@@ -350,6 +353,7 @@ impl FileStore {
             versions_dir,
             chunks_dir,
             path_locks: Arc::default(),
+            chunk_hashes: std::sync::Mutex::default(),
             data_fd,
             data_sync: GroupSync::default(),
             tree_sync: GroupSync::default(),

@@ -127,14 +127,25 @@ impl Upload {
             .map_err(|e| CoreError::io("writing an upload", e))
     }
 
-    /// Moves the temporary file to `path` (a chunk); nothing is hashed or checked.
-    pub(crate) fn persist_to(mut self, path: &std::path::Path) -> Result<(), CoreError> {
+    /// Moves the temporary file to `path` (a chunk), nothing checked; returns its hashes.
+    pub(crate) fn persist_to(mut self, path: &std::path::Path) -> Result<Hashes, CoreError> {
         self.file
             .flush()
             .map_err(|e| CoreError::io("writing an upload", e))?;
         staging::place(self.file.get_ref(), &self.staging, path)?;
         self.placed = true;
-        Ok(())
+        self.hashes.settle()?;
+        Ok(std::mem::take(&mut self.hashes))
+    }
+
+    /// Appends the rest of `src` without hashing it (the upload was begun with hashes that
+    /// already cover it): copied in the kernel where it can (`copy_file_range`). Returns the
+    /// number of bytes.
+    pub(crate) fn append_unhashed(&mut self, src: &mut File) -> Result<u64, CoreError> {
+        self.file
+            .flush()
+            .map_err(|e| CoreError::io("writing an upload", e))?;
+        std::io::copy(src, self.file.get_mut()).map_err(|e| CoreError::io("copying a chunk", e))
     }
 
     /// Adopts a complete file written elsewhere (a resumable upload's data) as an upload;
@@ -297,6 +308,15 @@ impl FileStore {
             placed: false,
             writeback: None,
         })
+    }
+
+    /// An upload whose hashes start from `hashes`: what is written to it is hashed on top of
+    /// them (a chunk following the chunks before it), what is appended with
+    /// [`Upload::append_unhashed`] is taken as covered by them (an assembly).
+    pub(crate) fn begin_upload_with(&self, hashes: Hashes) -> Result<Upload, CoreError> {
+        let mut up = self.begin_upload_impl()?;
+        up.hashes = hashes;
+        Ok(up)
     }
 
     /// An upload of `data`, received whole (a small PUT or TUS creation-with-upload).

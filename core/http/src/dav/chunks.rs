@@ -5,7 +5,7 @@
 //! `X-OC-Mtime` and `If-Match` to assemble, `DELETE …/<transfer>` to abort.
 
 use super::trash::multistatus_of;
-use super::write::{put_options, receive, upload_response};
+use super::write::{put_options, upload_response};
 use super::{method_not_allowed, own_user_segment, resolve_target, small_body};
 use crate::util::{bad, blocking, header};
 use crate::{ApiError, AppState};
@@ -56,7 +56,15 @@ pub(crate) async fn handle(
         }
         ("PUT", [transfer, chunk]) => {
             let (transfer, chunk) = (name(transfer)?, name(chunk)?);
-            let up = receive(state, req.into_body()).await?;
+            let (files, w) = (state.core.files.clone(), who.clone());
+            let (t, c) = (transfer.clone(), chunk.clone());
+            let up = blocking(move || files.begin_chunk(&w, &t, &c)).await?;
+            let (up, whole) =
+                crate::util::pump(req.into_body(), up, |u, b| u.write_bytes(b)).await?;
+            if !whole {
+                // Dropping the chunk removes its temporary file: nothing is stored.
+                return Err(bad("the request body was cut off"));
+            }
             let (files, w) = (state.core.files.clone(), who.clone());
             blocking(move || files.put_chunk(&w, &transfer, &chunk, up)).await?;
             Ok(StatusCode::CREATED.into_response())
