@@ -12,3 +12,13 @@ pub(crate) fn alice(opts: StorageOptions) -> (Core, Principal, SpaceId) {
     let space = core.files.personal_space(who.id).unwrap();
     (core, who, space)
 }
+
+/// The checksums Hearth stores for `data` (SHA-1, MD5, Adler-32), computed in one go.
+pub(crate) fn checksums_of(data: &[u8]) -> hearth_store::Checksums {
+    use sha1::Digest;
+    hearth_store::Checksums {
+        sha1: Some(hex::encode(sha1::Sha1::digest(data))),
+        md5: Some(hex::encode(md5::Md5::digest(data))),
+        adler32: Some(format!("{:08x}", adler2::adler32_slice(data))),
+    }
+}

@@ -324,15 +324,6 @@ mod assembly_tests {
     use crate::{PutOptions, StorageOptions};
     use hearth_types::{Name, RelPath};
 
-    fn checksums_of(data: &[u8]) -> hearth_store::Checksums {
-        use sha1::Digest;
-        hearth_store::Checksums {
-            sha1: Some(hex::encode(sha1::Sha1::digest(data))),
-            md5: Some(hex::encode(md5::Md5::digest(data))),
-            adler32: Some(format!("{:08x}", adler2::adler32_slice(data))),
-        }
-    }
-
     /// Chunks sent in order are hashed on top of each other, and the assembly takes those hashes;
     /// chunks out of order or sent again fall back to reading them back. Either way the file and
     /// its checksums are those of the chunks in order.
@@ -384,7 +375,11 @@ mod assembly_tests {
                 .assemble(&who, &transfer, space, &dest, &opts)
                 .unwrap();
             assert!(created);
-            assert_eq!(info.checksums, Some(checksums_of(&data)), "order {order:?}");
+            assert_eq!(
+                info.checksums,
+                Some(crate::testing::checksums_of(&data)),
+                "order {order:?}"
+            );
             let on_disk = std::fs::read(dir.path().join("files/alice").join(format!("f{n}.bin")));
             assert!(on_disk.unwrap() == data, "order {order:?}");
             assert_eq!(kept(&transfer), None, "forgotten with the transfer");

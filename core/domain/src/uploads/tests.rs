@@ -221,15 +221,6 @@ fn a_whole_upload_is_placed_without_resumable_state() {
     }
 }
 
-fn checksums_of(data: &[u8]) -> hearth_store::Checksums {
-    use sha1::Digest;
-    hearth_store::Checksums {
-        sha1: Some(hex::encode(sha1::Sha1::digest(data))),
-        md5: Some(hex::encode(md5::Md5::digest(data))),
-        adler32: Some(format!("{:08x}", adler2::adler32_slice(data))),
-    }
-}
-
 /// The hashes are kept between requests, so the placed file's checksums cover every byte
 /// received: across a chunk dropped for its checksum, a large upload's MD5 helper thread, and a
 /// restart (which forgets them: the data is then hashed from disk at completion).
@@ -280,7 +271,7 @@ fn checksums_follow_the_bytes_across_requests() {
         let (info, _) = s.commit(true).unwrap().done.unwrap();
         assert_eq!(
             info.checksums,
-            Some(checksums_of(&data)),
+            Some(crate::testing::checksums_of(&data)),
             "restart: {restart}"
         );
         assert_eq!(
@@ -314,5 +305,8 @@ fn completion_does_not_read_the_data_back() {
     bytes[0] = b'X';
     std::fs::write(&data_file, &bytes).unwrap();
     let (info, _) = send(&core, &t, 3, b"def").unwrap().done.unwrap();
-    assert_eq!(info.checksums, Some(checksums_of(b"abcdef")));
+    assert_eq!(
+        info.checksums,
+        Some(crate::testing::checksums_of(b"abcdef"))
+    );
 }
