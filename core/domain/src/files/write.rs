@@ -91,14 +91,14 @@ impl Upload {
             .map_err(|e| CoreError::io("writing an upload", e))?;
         let before = self.hashes.len();
         self.hashes.update_slice(data)?;
-        self.wrote(before);
+        self.wrote(before, self.hashes.len());
         Ok(())
     }
 
-    /// Starts a background sync each time a large upload passes another `writeback::EVERY` bytes.
-    fn wrote(&mut self, before: u64) {
+    /// Starts a background sync each time a large upload passes another `writeback::EVERY` bytes
+    /// (it had `before` bytes and now has `len`).
+    fn wrote(&mut self, before: u64, len: u64) {
         use super::writeback::{EVERY, Writeback};
-        let len = self.hashes.len();
         if len > SYNC_ALONE_AFTER && before / EVERY != len / EVERY {
             if self.writeback.is_none() {
                 self.writeback = Writeback::start(self.file.get_ref());
@@ -116,7 +116,7 @@ impl Upload {
         self.file
             .write_all(&data)
             .map_err(|e| CoreError::io("writing an upload", e))?;
-        self.wrote(before);
+        self.wrote(before, self.hashes.len());
         Ok(())
     }
 
@@ -142,10 +142,17 @@ impl Upload {
     /// already cover it): copied in the kernel where it can (`copy_file_range`). Returns the
     /// number of bytes.
     pub(crate) fn append_unhashed(&mut self, src: &mut File) -> Result<u64, CoreError> {
+        use std::io::Seek;
         self.file
             .flush()
             .map_err(|e| CoreError::io("writing an upload", e))?;
-        std::io::copy(src, self.file.get_mut()).map_err(|e| CoreError::io("copying a chunk", e))
+        let out = self.file.get_mut();
+        let before = out
+            .stream_position()
+            .map_err(|e| CoreError::io("copying a chunk", e))?;
+        let n = std::io::copy(src, out).map_err(|e| CoreError::io("copying a chunk", e))?;
+        self.wrote(before, before + n);
+        Ok(n)
     }
 
     /// Adopts a complete file written elsewhere (a resumable upload's data) as an upload;

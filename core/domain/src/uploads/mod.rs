@@ -4,7 +4,8 @@
 //! made durable before its new offset is recorded, so an upload survives a crash or `kill -9` and
 //! resumes byte-exact. The bytes are hashed as they arrive, and the hashes kept between requests
 //! (in memory: an upload resumed after a restart is hashed from disk when it completes). A
-//! complete upload is checked against the announced checksum, and handed to the [`FileStore`] for the atomic, quota- and If-Match-checked placement.
+//! complete upload is checked against the announced checksum, and handed to the [`FileStore`]
+//! for the atomic, quota- and If-Match-checked placement.
 //! Transfers are authorised by an HMAC token because tus clients send no credentials to the
 //! upload URL.
 

@@ -226,9 +226,9 @@ impl Session {
 }
 
 impl Uploads {
-    /// Places a complete upload: hashes the data (unless `hashes` cover it), checks the announced checksum (mismatch →
-    /// `ChecksumMismatch` and nothing is stored), then lets the file store check quota and
-    /// If-Match and rename it into place. The upload is gone afterwards, whatever the outcome.
+    /// Places a complete upload: hashes the data (unless `hashes` cover it), checks the
+    /// announced checksum (mismatch → `ChecksumMismatch` and nothing is stored), then lets the
+    /// file store check quota and If-Match and rename it into place. The upload is gone afterwards, whatever the outcome.
     /// The caller holds the upload's busy guard.
     pub(super) fn complete(
         &self,
