@@ -31,19 +31,22 @@ pub(crate) struct HashedChunks {
     hashes: Hashes,
 }
 
+/// What assembly knows of a stored chunk named `name`.
+fn chunk_id(name: String, meta: &std::fs::Metadata) -> ChunkId {
+    let changed = meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec();
+    (name, meta.len(), meta.ino(), changed)
+}
+
 /// A chunk being received (see [`FileStore::begin_chunk`]).
 pub struct ChunkUpload {
     up: Upload,
     /// The chunks whose hashes `up` continues, if it does.
     after: Option<Vec<ChunkId>>,
-    /// This chunk's bytes.
-    received: u64,
 }
 
 impl ChunkUpload {
     /// Appends a received buffer.
     pub fn write_bytes(&mut self, data: bytes::Bytes) -> Result<(), CoreError> {
-        self.received += data.len() as u64;
         self.up.write_bytes(data)
     }
 }
@@ -78,8 +81,7 @@ impl FileStore {
                 continue;
             };
             if meta.is_file() {
-                let changed = meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec();
-                out.push((name, meta.len(), meta.ino(), changed));
+                out.push(chunk_id(name, &meta));
             }
         }
         out.sort_by_key(|(n, ..)| chunk_order(n));
@@ -108,26 +110,15 @@ impl FileStore {
         let next = stored
             .last()
             .is_none_or(|(last, ..)| chunk_order(last) < chunk_order(chunk.as_str()));
-        let continued = match kept {
-            Some(k) if next && k.chunks == stored => Some(k),
+        let (hashes, after) = match kept {
+            Some(k) if next && k.chunks == stored => (k.hashes, Some(k.chunks)),
             // The first chunk starts the hashes.
-            _ if stored.is_empty() => Some(HashedChunks {
-                chunks: Vec::new(),
-                hashes: Hashes::default(),
-            }),
-            _ => None,
+            _ if stored.is_empty() => (Hashes::default(), Some(Vec::new())),
+            _ => (Hashes::default(), None),
         };
-        Ok(match continued {
-            Some(k) => ChunkUpload {
-                up: self.begin_upload_with(k.hashes)?,
-                after: Some(k.chunks),
-                received: 0,
-            },
-            None => ChunkUpload {
-                up: self.begin_upload_impl()?,
-                after: None,
-                received: 0,
-            },
+        Ok(ChunkUpload {
+            up: self.begin_upload_with(hashes)?,
+            after,
         })
     }
 
@@ -171,26 +162,25 @@ impl FileStore {
         chunk: &Name,
         cu: ChunkUpload,
     ) -> Result<u64, CoreError> {
-        let ChunkUpload {
-            mut up,
-            after,
-            received,
-        } = cu;
+        let ChunkUpload { mut up, after } = cu;
         let dir = self.existing_transfer(who, transfer)?;
         up.flush_file()?;
         self.sync_data()?;
         let path = dir.join(chunk.as_str());
         let hashes = up.persist_to(&path)?;
+        let stored = chunk_id(
+            chunk.as_str().to_owned(),
+            &std::fs::metadata(&path).map_err(|e| CoreError::io("reading a chunk", e))?,
+        );
+        let len = stored.1;
         if let Some(mut chunks) = after {
-            let meta = std::fs::metadata(&path).map_err(|e| CoreError::io("reading a chunk", e))?;
-            let changed = meta.ctime().saturating_mul(1_000_000_000) + meta.ctime_nsec();
-            chunks.push((chunk.as_str().to_owned(), meta.len(), meta.ino(), changed));
+            chunks.push(stored);
             self.chunk_hashes
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .insert(dir, HashedChunks { chunks, hashes });
         }
-        Ok(received)
+        Ok(len)
     }
 
     /// The chunks of a transfer: (name, size), in assembly order.
@@ -230,11 +220,8 @@ impl FileStore {
             )));
         }
         let kept = kept.filter(|k| k.chunks == chunks && k.hashes.len() == total);
-        let mut up = match kept {
-            Some(k) => self.begin_upload_with(k.hashes)?,
-            None => self.begin_upload()?,
-        };
-        let hashed = up.len() == total && total > 0;
+        let hashed = kept.is_some();
+        let mut up = self.begin_upload_with(kept.map(|k| k.hashes).unwrap_or_default())?;
         let mut copied = 0;
         for (name, ..) in &chunks {
             let mut f = std::fs::File::open(dir.join(name))
