@@ -12,6 +12,7 @@ mod path_locks;
 mod props;
 mod provider;
 mod recycle;
+mod spares;
 mod staging;
 mod tree;
 mod write;
@@ -20,7 +21,7 @@ mod writeback;
 pub use chunks::ChunkUpload;
 pub use hashes::Hashes;
 pub use hearth_store::{Checksums, NodeKind, TrashRecord, VersionRecord};
-pub use write::{ChecksumAlgo, PutOptions, Upload};
+pub use write::{CheckedUpload, ChecksumAlgo, PutOptions, SMALL_UPLOAD, Upload};
 
 use crate::CoreError;
 use crate::auth::Principal;
@@ -280,6 +281,8 @@ pub struct FileStore {
     chunks_dir: PathBuf,
     /// Uploads stage in unnamed `O_TMPFILE` inodes (see `staging`).
     unnamed_tmp: bool,
+    /// Unnamed files created ahead of time for small uploads (with `unnamed_tmp` only).
+    spares: Option<spares::Spares>,
     /// The data directory, held open for `syncfs`.
     data_fd: std::fs::File,
     /// Shares one `syncfs` between writers whose content must be durable before their rename
@@ -342,12 +345,18 @@ impl FileStore {
         let data_fd = std::fs::File::open(&opts.data_dir)
             .map_err(|e| CoreError::io("opening the data directory", e))?;
         let unnamed_tmp = staging::unnamed_works(&tmp_dir);
+        let spares = if unnamed_tmp {
+            spares::Spares::start(tmp_dir.clone())
+        } else {
+            None
+        };
         let uploads = std::sync::RwLock::new(start_uploads(&store, &data_fd)?);
         Ok(Self {
             store,
             opts,
             storage_id,
             unnamed_tmp,
+            spares,
             tmp_dir,
             trash_dir,
             versions_dir,

@@ -34,9 +34,7 @@ pub(crate) struct PathGuard {
 impl PathLocks {
     /// Blocks until nobody holds `path` (or a path of the same hash), then holds it.
     pub(crate) fn lock(self: &Arc<Self>, path: &std::path::Path) -> PathGuard {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        path.hash(&mut h);
-        let key = h.finish();
+        let key = key_of(path);
         let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         while st.held.contains(&key) {
             st.waiting += 1;
@@ -49,6 +47,26 @@ impl PathLocks {
             key,
         }
     }
+
+    /// Holds `path` if nobody does (nor a path of the same hash); never waits.
+    pub(crate) fn try_lock(self: &Arc<Self>, path: &std::path::Path) -> Option<PathGuard> {
+        let key = key_of(path);
+        let mut st = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if st.held.contains(&key) {
+            return None;
+        }
+        st.held.push(key);
+        Some(PathGuard {
+            locks: self.clone(),
+            key,
+        })
+    }
+}
+
+fn key_of(path: &std::path::Path) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    path.hash(&mut h);
+    h.finish()
 }
 
 impl Drop for PathGuard {
@@ -72,6 +90,19 @@ mod tests {
     use super::*;
     use std::path::Path;
     use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn try_lock_never_waits() {
+        let locks = Arc::new(PathLocks::default());
+        let g = locks.try_lock(Path::new("/a")).expect("free");
+        assert!(locks.try_lock(Path::new("/a")).is_none(), "held");
+        assert!(
+            locks.try_lock(Path::new("/b")).is_some(),
+            "another path is free"
+        );
+        drop(g);
+        assert!(locks.try_lock(Path::new("/a")).is_some(), "released");
+    }
 
     #[test]
     fn one_holder_per_path_and_guards_can_move_threads() {

@@ -16,7 +16,7 @@ use hearth_store::{Checksums, NodeKind, NodeRecord, Receipt, SpaceRecord, Versio
 use hearth_types::{NodeId, RelPath, ResourceId, SpaceId};
 use std::fs::File;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 /// A checksum algorithm clients may send (`OC-Checksum: SHA1:<hex>`).
@@ -79,6 +79,10 @@ pub struct Upload {
     /// Background syncs of a large upload as it arrives.
     writeback: Option<super::writeback::Writeback>,
 }
+
+/// The largest upload [`FileStore::small_upload`] takes (a write this size into the page cache
+/// is brief enough for an async worker).
+pub const SMALL_UPLOAD: usize = 64 << 10;
 
 /// Uploads larger than this sync their own content before their commit round.
 const SYNC_ALONE_AFTER: u64 = 4 << 20;
@@ -222,6 +226,32 @@ impl Drop for Upload {
     }
 }
 
+/// An upload that passed its checks and holds its path's lock (see
+/// [`FileStore::check_upload`]); [`FileStore::submit_upload`] hands it to the commit threads.
+pub struct CheckedUpload {
+    up: Upload,
+    checksums: Checksums,
+    space: SpaceRecord,
+    parent_id: NodeId,
+    name: String,
+    /// Where it goes on disk.
+    target: PathBuf,
+    /// Held until the record is durable: released by the commit thread with the change.
+    guard: super::PathGuard,
+    /// The file it replaces.
+    existing: Option<Located>,
+    path: RelPath,
+}
+
+impl CheckedUpload {
+    /// Whether it replaces a file: submitting it then links the old content as a version, which
+    /// may wait for the disk (a new folder under `system/versions`), so callers on an async
+    /// worker submit it on the blocking pool.
+    pub fn replaces(&self) -> bool {
+        self.existing.is_some()
+    }
+}
+
 /// What the commit thread reports for a placed upload.
 struct Committed {
     id: NodeId,
@@ -328,7 +358,35 @@ impl FileStore {
 
     /// An upload of `data`, received whole (a small PUT or TUS creation-with-upload).
     pub fn upload_of(&self, data: &[u8]) -> Result<Upload, CoreError> {
-        let mut up = self.begin_upload_impl()?;
+        let (file, staging) = staging::create(&self.tmp_dir, self.unnamed_tmp)?;
+        Self::whole(file, staging, data)
+    }
+
+    /// An upload of `data` (received whole, at most [`SMALL_UPLOAD`] bytes) in a file created
+    /// ahead of time, so it may run on an async worker (see `spares`). `None` when the data is
+    /// larger or no spare file is ready: then use [`FileStore::upload_of`] on the blocking pool.
+    pub fn small_upload(&self, data: &[u8]) -> Result<Option<Upload>, CoreError> {
+        let spare = self
+            .spares
+            .as_ref()
+            .filter(|_| data.len() <= SMALL_UPLOAD)
+            .and_then(|s| s.take());
+        let Some(file) = spare else { return Ok(None) };
+        let staging = Staging::Unnamed {
+            tmp_dir: self.tmp_dir.clone(),
+        };
+        Self::whole(file, staging, data).map(Some)
+    }
+
+    /// An upload of `data` written straight into `file` (one write(2), no buffer).
+    fn whole(file: File, staging: Staging, data: &[u8]) -> Result<Upload, CoreError> {
+        let mut up = Upload {
+            staging,
+            file: std::io::BufWriter::with_capacity(0, file),
+            hashes: Hashes::default(),
+            placed: false,
+            writeback: None,
+        };
         up.write(data)?;
         Ok(up)
     }
@@ -365,55 +423,96 @@ impl FileStore {
         who: &Principal,
         space_id: SpaceId,
         path: &RelPath,
-        mut up: Upload,
+        up: Upload,
         opts: &PutOptions,
     ) -> Result<StagedUpload, CoreError> {
-        if let Some(n) = opts.expected_len
-            && n != up.len()
-        {
-            return Err(CoreError::BadRequest(format!(
-                "expected {n} bytes but received {}",
-                up.len()
-            )));
+        let checked = self.check_upload(who, space_id, path, up, opts)?;
+        self.submit_upload(checked)
+    }
+
+    /// The first half of [`FileStore::stage_upload`]: verifies the upload (length, checksum),
+    /// sets its modification time, and checks its conditions and the quota under its path's
+    /// lock (waiting for a write of the same path to commit).
+    pub fn check_upload(
+        &self,
+        who: &Principal,
+        space_id: SpaceId,
+        path: &RelPath,
+        up: Upload,
+        opts: &PutOptions,
+    ) -> Result<CheckedUpload, CoreError> {
+        let lock = |target: &Path| Ok::<_, std::convert::Infallible>(self.lock_path(target));
+        match self.check_locked(who, space_id, path, up, opts, lock)? {
+            Ok(checked) => Ok(checked),
+            Err((never, _)) => match never {},
         }
-        let checksums = up.hashes.checksums()?;
-        if let Some((algo, want)) = &opts.checksum
-            && !algo.matches(&checksums, want)
-        {
-            return Err(CoreError::BadRequest(
-                "The computed checksum does not match the one received from the client.".into(),
-            ));
-        }
-        // Everything buffered reaches the file before its times are set.
-        up.file
-            .flush()
-            .map_err(|e| CoreError::io("writing an upload", e))?;
-        if let Some(w) = up.writeback.take() {
-            w.finish()?;
-        }
-        if up.len() > SYNC_ALONE_AFTER {
-            // A large file makes its own content durable here, so the shared `syncfs` of its
-            // commit round does not keep the small uploads of that round waiting for it.
-            rustix::fs::fdatasync(up.file.get_ref())
-                .map_err(|e| CoreError::io("writing an upload", e.into()))?;
-        }
-        if let Some(secs) = opts.mtime_secs {
-            let t = if secs >= 0 {
-                SystemTime::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
-            } else {
-                SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
-            };
-            up.file
-                .get_ref()
-                .set_modified(t)
-                .map_err(|e| CoreError::io("setting the modification time", e))?;
-        }
-        // Two read transactions: the space with the parent folder, then (under the path's lock)
-        // the current entry with the quota.
+    }
+
+    /// [`FileStore::check_upload`] without waiting: for an upload from
+    /// [`FileStore::small_upload`], this waits for the disk no more than a GET does (lookups in
+    /// cached redb pages, a `stat` per path step), so it may run on an async worker. While a
+    /// write of the same path is in flight it hands the upload back (`Ok(Err(upload))`): check
+    /// it with [`FileStore::check_upload`] on the blocking pool.
+    pub fn try_check_upload(
+        &self,
+        who: &Principal,
+        space_id: SpaceId,
+        path: &RelPath,
+        up: Upload,
+        opts: &PutOptions,
+    ) -> Result<Result<CheckedUpload, Upload>, CoreError> {
+        let lock = |target: &Path| self.path_locks.try_lock(target).ok_or(());
+        Ok(self
+            .check_locked(who, space_id, path, up, opts, lock)?
+            .map_err(|((), up)| up))
+    }
+
+    /// Verifies `up`, finds where it goes and takes that path's lock with `lock`; if `lock`
+    /// fails, hands back its error and the upload.
+    fn check_locked<B>(
+        &self,
+        who: &Principal,
+        space_id: SpaceId,
+        path: &RelPath,
+        mut up: Upload,
+        opts: &PutOptions,
+        lock: impl FnOnce(&Path) -> Result<super::PathGuard, B>,
+    ) -> Result<Result<CheckedUpload, (B, Upload)>, CoreError> {
+        let checksums = verify(&mut up, opts)?;
         let (space, parent, name) = self.space_and_parent(who, space_id, path)?;
         let target = parent.disk.join(name.as_str());
-        // Held until the record is durable: released by the commit thread with the change.
-        let guard = self.lock_path(&target);
+        // Taken before the lookup: the entry cannot change between the checks and the commit.
+        let guard = match lock(&target) {
+            Ok(g) => g,
+            Err(b) => return Ok(Err((b, up))),
+        };
+        let slot = Slot {
+            space,
+            parent,
+            name,
+            target,
+            guard,
+        };
+        self.check_in(slot, path, up, checksums, opts).map(Ok)
+    }
+
+    /// The checks under the path's lock: the current entry (no folder), the conditions, the
+    /// quota.
+    fn check_in(
+        &self,
+        slot: Slot,
+        path: &RelPath,
+        up: Upload,
+        checksums: Checksums,
+        opts: &PutOptions,
+    ) -> Result<CheckedUpload, CoreError> {
+        let Slot {
+            space,
+            parent,
+            name,
+            target,
+            guard,
+        } = slot;
         let (existing, quota) = self.child_and_quota(&space, &parent, &name, path)?;
         if let Some(e) = &existing
             && e.rec.kind == NodeKind::Dir
@@ -431,13 +530,41 @@ impl FileStore {
                 quota.used
             )));
         }
+        Ok(CheckedUpload {
+            up,
+            checksums,
+            space,
+            parent_id: parent.id,
+            name: name.as_str().to_owned(),
+            target,
+            guard,
+            existing,
+            path: path.clone(),
+        })
+    }
+
+    /// The second half of [`FileStore::stage_upload`]: keeps the content it replaces as a version
+    /// (file-system work that may wait for the disk: on the blocking pool, see
+    /// [`CheckedUpload::replaces`]) and hands the upload to the commit threads.
+    pub fn submit_upload(&self, checked: CheckedUpload) -> Result<StagedUpload, CoreError> {
+        let CheckedUpload {
+            mut up,
+            checksums,
+            space,
+            parent_id,
+            name: name_owned,
+            target,
+            guard,
+            existing,
+            path,
+        } = checked;
         // Keep the replaced content as a version: a hard link costs no copy and survives the rename.
         let version = match &existing {
             Some(e) => Some(self.link_version(e)?),
             None => None,
         };
         let new_len = up.len();
-        let (space_id, parent_id, name_owned) = (space.id, parent.id, name.as_str().to_owned());
+        let space_id = space.id;
         let version_key = version.as_ref().map(|(key, _)| *key);
         // Both steps own their inputs: the commit threads run them. The content is durable
         // before it takes the real name (its round's syncfs comes first).
@@ -507,7 +634,7 @@ impl FileStore {
             placement: Placement {
                 storage_id: self.storage_id,
                 space,
-                path: path.clone(),
+                path,
                 version: version.map(|(_, p)| p),
             },
         })
@@ -528,6 +655,63 @@ impl FileStore {
             }
         }
     }
+}
+
+/// Where a checked upload goes: its space, parent folder, name and disk path, with the path's
+/// lock held.
+struct Slot {
+    space: SpaceRecord,
+    parent: Located,
+    name: hearth_types::Name,
+    target: PathBuf,
+    guard: super::PathGuard,
+}
+
+/// Verifies what was received (length, checksum) and makes the file ready to take its name
+/// (buffers flushed, a large one's content synced, the modification time set); returns its
+/// checksums.
+fn verify(up: &mut Upload, opts: &PutOptions) -> Result<Checksums, CoreError> {
+    if let Some(n) = opts.expected_len
+        && n != up.len()
+    {
+        return Err(CoreError::BadRequest(format!(
+            "expected {n} bytes but received {}",
+            up.len()
+        )));
+    }
+    let checksums = up.hashes.checksums()?;
+    if let Some((algo, want)) = &opts.checksum
+        && !algo.matches(&checksums, want)
+    {
+        return Err(CoreError::BadRequest(
+            "The computed checksum does not match the one received from the client.".into(),
+        ));
+    }
+    // Everything buffered reaches the file before its times are set.
+    up.file
+        .flush()
+        .map_err(|e| CoreError::io("writing an upload", e))?;
+    if let Some(w) = up.writeback.take() {
+        w.finish()?;
+    }
+    if up.len() > SYNC_ALONE_AFTER {
+        // A large file makes its own content durable here, so the shared `syncfs` of its
+        // commit round does not keep the small uploads of that round waiting for it.
+        rustix::fs::fdatasync(up.file.get_ref())
+            .map_err(|e| CoreError::io("writing an upload", e.into()))?;
+    }
+    if let Some(secs) = opts.mtime_secs {
+        let t = if secs >= 0 {
+            SystemTime::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
+        } else {
+            SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+        };
+        up.file
+            .get_ref()
+            .set_modified(t)
+            .map_err(|e| CoreError::io("setting the modification time", e))?;
+    }
+    Ok(checksums)
 }
 
 fn check_conditions(existing: Option<&Located>, opts: &PutOptions) -> Result<(), CoreError> {
@@ -555,14 +739,87 @@ fn check_conditions(existing: Option<&Located>, opts: &PutOptions) -> Result<(),
 
 #[cfg(test)]
 mod tests {
+    /// A store in a fresh folder with alice's space.
+    fn alice() -> (
+        tempfile::TempDir,
+        crate::Core,
+        crate::auth::Principal,
+        hearth_types::SpaceId,
+    ) {
+        #![allow(clippy::unwrap_used)]
+        let dir = tempfile::tempdir().unwrap();
+        let (core, who, space) =
+            crate::testing::alice(crate::StorageOptions::new(dir.path().to_path_buf()));
+        (dir, core, who, space)
+    }
+
+    /// A small upload in a spare file (waits, bounded, for the helper to fill the stock).
+    fn small(core: &crate::Core, data: &[u8]) -> super::Upload {
+        #![allow(clippy::unwrap_used)]
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(up) = core.files.small_upload(data).unwrap() {
+                return up;
+            }
+            assert!(start.elapsed() < std::time::Duration::from_secs(10));
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// The worker-side path: a small upload is checked without waiting; while a write of the
+    /// same path is in flight it is handed back whole, and goes through once that one commits,
+    /// keeping the replaced content as a version.
+    #[test]
+    fn a_small_upload_is_handed_back_while_its_path_is_busy() {
+        #![allow(clippy::unwrap_used)]
+        use crate::{PutOptions, StorageProvider};
+        let (dir, core, who, space) = alice();
+        let path = hearth_types::RelPath::from_decoded("s.txt").unwrap();
+        let opts = PutOptions::default();
+        let Ok(first) = core
+            .files
+            .try_check_upload(&who, space, &path, small(&core, b"one"), &opts)
+            .unwrap()
+        else {
+            panic!("nothing else holds the path");
+        };
+        assert!(!first.replaces());
+        let Err(second) = core
+            .files
+            .try_check_upload(&who, space, &path, small(&core, b"two"), &opts)
+            .unwrap()
+        else {
+            panic!("the first upload holds the path");
+        };
+        core.files.submit_upload(first).unwrap().wait().unwrap();
+        let Ok(second) = core
+            .files
+            .try_check_upload(&who, space, &path, second, &opts)
+            .unwrap()
+        else {
+            panic!("the first upload has committed");
+        };
+        assert!(second.replaces());
+        let (info, created) = core.files.submit_upload(second).unwrap().wait().unwrap();
+        assert!(!created);
+        assert_eq!(info.size, 3);
+        assert_eq!(
+            std::fs::read(dir.path().join("files/alice/s.txt")).unwrap(),
+            b"two"
+        );
+        let (_, versions) = core.files.list_versions(&who, &info.id).unwrap();
+        assert_eq!(versions.len(), 1, "the first content is kept as a version");
+        // Larger contents are not taken on this path.
+        let big = vec![0u8; super::SMALL_UPLOAD + 1];
+        assert!(core.files.small_upload(&big).unwrap().is_none());
+    }
+
     /// A large upload syncs in the background as it arrives, and is stored whole.
     #[test]
     fn a_large_upload_is_written_back_as_it_arrives() {
         #![allow(clippy::unwrap_used)]
-        use crate::{PutOptions, StorageOptions, StorageProvider};
-        let dir = tempfile::tempdir().unwrap();
-        let (core, who, space) =
-            crate::testing::alice(StorageOptions::new(dir.path().to_path_buf()));
+        use crate::{PutOptions, StorageProvider};
+        let (dir, core, who, space) = alice();
         let mut up = core.files.begin_upload().unwrap();
         let piece = bytes::Bytes::from(vec![7u8; 1 << 20]);
         let pieces = (super::super::writeback::EVERY >> 20) + 3;

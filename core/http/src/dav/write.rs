@@ -106,12 +106,44 @@ pub(crate) async fn put(
         )
         .await
         .map_err(|_| bad("the request body was cut off"))?;
-        on_target(state, who, t, move |c, w, space, path| {
-            submitted.allow(c, w, space, path, false)?;
-            let up = c.files.upload_of(&body)?;
-            c.files.stage_upload(w, space, path, up, &opts)
-        })
-        .await?
+        let files = &state.core.files;
+        match files.small_upload(&body).map_err(ApiError)? {
+            // A few KiB in a file created ahead of time: staged and checked right here on the
+            // async worker, as a GET is served (see `hearth_domain::files::spares`); only the
+            // version link of a replaced file goes to the blocking pool.
+            Some(up) => {
+                submitted
+                    .allow(&state.core, who, t.space, &t.path, false)
+                    .map_err(ApiError)?;
+                match files
+                    .try_check_upload(who, t.space, &t.path, up, &opts)
+                    .map_err(ApiError)?
+                {
+                    Ok(checked) if !checked.replaces() => {
+                        files.submit_upload(checked).map_err(ApiError)?
+                    }
+                    Ok(checked) => {
+                        let core = state.core.clone();
+                        crate::util::blocking(move || core.files.submit_upload(checked)).await?
+                    }
+                    // A write of the same path is in flight: wait for it on the blocking pool.
+                    Err(up) => {
+                        on_target(state, who, t, move |c, w, space, path| {
+                            c.files.stage_upload(w, space, path, up, &opts)
+                        })
+                        .await?
+                    }
+                }
+            }
+            None => {
+                on_target(state, who, t, move |c, w, space, path| {
+                    submitted.allow(c, w, space, path, false)?;
+                    let up = c.files.upload_of(&body)?;
+                    c.files.stage_upload(w, space, path, up, &opts)
+                })
+                .await?
+            }
+        }
     } else {
         let up = receive(state, req.into_body()).await?;
         on_target(state, who, t, move |c, w, space, path| {
