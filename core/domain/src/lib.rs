@@ -17,8 +17,8 @@ pub use accounts::Accounts;
 pub use auth::{Authenticator, Principal, ThrottleConfig};
 pub use error::CoreError;
 pub use files::{
-    Checksums, FileStore, MoveOutcome, NodeKind, PutOptions, Quota, ResourceInfo, StorageOptions,
-    StorageProvider, TrashRecord, Upload, VersionRecord,
+    Checksums, FileStore, MoveOutcome, NodeKind, PutOptions, Quota, ResourceInfo, StagedUpload,
+    StorageOptions, StorageProvider, TrashRecord, Upload, VersionRecord,
 };
 pub use locks::{LockRequest, Locks};
 pub use oidc::{OidcGrants, RefreshUse};

@@ -21,7 +21,7 @@ mod writeback;
 pub use chunks::ChunkUpload;
 pub use hashes::Hashes;
 pub use hearth_store::{Checksums, NodeKind, TrashRecord, VersionRecord};
-pub use write::{CheckedUpload, ChecksumAlgo, PutOptions, SMALL_UPLOAD, Upload};
+pub use write::{CheckedUpload, ChecksumAlgo, PutOptions, SMALL_UPLOAD, StagedUpload, Upload};
 
 use crate::CoreError;
 use crate::auth::Principal;

@@ -195,7 +195,24 @@ impl Uploads {
         req: NewUpload,
         mut upload: Upload,
     ) -> Result<Created, CoreError> {
-        self.check_target(who, space, &req)?;
+        let opts = self.check_whole(who, space, &req, &mut upload)?;
+        let done = self
+            .files
+            .finish_upload(who, space, &req.path, upload, &opts)?;
+        Ok(self.created_whole(req.length, done))
+    }
+
+    /// The checks of [`Uploads::create_whole`] before its upload is placed (no waiting beyond
+    /// lookups, so an async worker may run them for an upload from
+    /// [`crate::FileStore::small_upload`]); returns the options to place it with.
+    pub fn check_whole(
+        &self,
+        who: &Principal,
+        space: SpaceId,
+        req: &NewUpload,
+        upload: &mut Upload,
+    ) -> Result<PutOptions, CoreError> {
+        self.check_target(who, space, req)?;
         if upload.len() != req.length {
             return Err(CoreError::BadRequest(format!(
                 "Upload-Length is {} but the request carried {} bytes",
@@ -204,29 +221,31 @@ impl Uploads {
             )));
         }
         if let Some((algo, want)) = &req.checksum {
-            check_checksum(&mut upload, *algo, want)?;
+            check_checksum(upload, *algo, want)?;
         }
-        let opts = PutOptions {
+        Ok(PutOptions {
             if_match: req.if_match.clone(),
             if_none_match: None,
             mtime_secs: req.mtime_secs,
             checksum: None,
             expected_len: Some(req.length),
-        };
-        let done = self
-            .files
-            .finish_upload(who, space, &req.path, upload, &opts)?;
+        })
+    }
+
+    /// The answer to a whole creation of `length` bytes once placed (`done`): a token naming
+    /// an upload that no longer exists.
+    pub fn created_whole(&self, length: u64, done: (ResourceInfo, bool)) -> Created {
         let expires = self.expiry_from(now_secs());
         let id = uuid::Uuid::new_v4().simple().to_string();
-        Ok(Created {
+        Created {
             state: UploadState {
                 token: self.token(&id, expires),
-                offset: req.length,
-                length: req.length,
+                offset: length,
+                length,
                 expires,
             },
             done: Some(done),
-        })
+        }
     }
 
     /// When an upload created at `now` expires.

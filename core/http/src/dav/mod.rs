@@ -15,7 +15,7 @@ mod props;
 pub(crate) mod read;
 mod trash;
 mod write;
-pub(crate) use write::SMALL_BODY;
+pub(crate) use write::{SMALL_BODY, stage_small};
 
 use crate::auth::authenticate;
 use crate::util::blocking;

@@ -9,7 +9,8 @@ use crate::{ApiError, AppState};
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use hearth_domain::files::ChecksumAlgo;
-use hearth_domain::{CoreError, Principal, PutOptions, StorageProvider};
+use hearth_domain::{CoreError, Principal, PutOptions, StagedUpload, StorageProvider, Upload};
+use hearth_types::{RelPath, SpaceId};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 /// Bodies up to this size are collected and written in one blocking call; larger ones stream.
@@ -106,34 +107,12 @@ pub(crate) async fn put(
         )
         .await
         .map_err(|_| bad("the request body was cut off"))?;
-        let files = &state.core.files;
-        match files.small_upload(&body).map_err(ApiError)? {
-            // A few KiB in a file created ahead of time: staged and checked right here on the
-            // async worker, as a GET is served (see `hearth_domain::files::spares`); only the
-            // version link of a replaced file goes to the blocking pool.
+        match state.core.files.small_upload(&body).map_err(ApiError)? {
             Some(up) => {
                 submitted
                     .allow(&state.core, who, t.space, &t.path, false)
                     .map_err(ApiError)?;
-                match files
-                    .try_check_upload(who, t.space, &t.path, up, &opts)
-                    .map_err(ApiError)?
-                {
-                    Ok(checked) if !checked.replaces() => {
-                        files.submit_upload(checked).map_err(ApiError)?
-                    }
-                    Ok(checked) => {
-                        let core = state.core.clone();
-                        crate::util::blocking(move || core.files.submit_upload(checked)).await?
-                    }
-                    // A write of the same path is in flight: wait for it on the blocking pool.
-                    Err(up) => {
-                        on_target(state, who, t, move |c, w, space, path| {
-                            c.files.stage_upload(w, space, path, up, &opts)
-                        })
-                        .await?
-                    }
-                }
+                stage_small(state, who, t.space, &t.path, up, opts).await?
             }
             None => {
                 on_target(state, who, t, move |c, w, space, path| {
@@ -156,6 +135,35 @@ pub(crate) async fn put(
     let (info, created) = staged.done().await?;
     tracing::info!(protocol = "put", path = %info.path, size = info.size, "upload complete");
     Ok(upload_response(&info, created, mtime_set))
+}
+
+/// Stages an upload from [`hearth_domain::FileStore::small_upload`] (a PUT or TUS creation
+/// received whole): checked and handed to the commit threads right here on the async worker,
+/// as a GET is served (see `hearth_domain::files::spares`). Only the version link of a replaced
+/// file goes to the blocking pool, and so does the whole staging while another write of the
+/// same path is in flight (it waits for that one to commit).
+pub(crate) async fn stage_small(
+    state: &AppState,
+    who: &Principal,
+    space: SpaceId,
+    path: &RelPath,
+    up: Upload,
+    opts: PutOptions,
+) -> Result<StagedUpload, ApiError> {
+    let files = &state.core.files;
+    let checked = files
+        .try_check_upload(who, space, path, up, &opts)
+        .map_err(ApiError)?;
+    let core = state.core.clone();
+    match checked {
+        Ok(c) if !c.replaces() => files.submit_upload(c).map_err(ApiError),
+        Ok(c) => crate::util::blocking(move || core.files.submit_upload(c)).await,
+        Err(up) => {
+            let (who, path) = (who.clone(), path.clone());
+            crate::util::blocking(move || core.files.stage_upload(&who, space, &path, up, &opts))
+                .await
+        }
+    }
 }
 
 /// The answer to a completed upload (PUT, chunk assembly): 201/204 with the headers the sync

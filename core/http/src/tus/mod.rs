@@ -288,11 +288,25 @@ async fn create_upload(
         let bytes = axum::body::to_bytes(body, usize::try_from(new.length).unwrap_or(usize::MAX))
             .await
             .map_err(|_| bad("the request body was cut off"))?;
-        let created = blocking(move || {
-            let up = core.files.upload_of(&bytes)?;
-            core.uploads.create_whole(&who2, space, new, up)
-        })
-        .await?;
+        let created = match core.files.small_upload(&bytes).map_err(ApiError)? {
+            // Staged on the async worker like a small PUT (see `crate::dav::stage_small`).
+            Some(mut up) => {
+                let opts = core
+                    .uploads
+                    .check_whole(who, space, &new, &mut up)
+                    .map_err(ApiError)?;
+                let staged = crate::dav::stage_small(state, who, space, &new.path, up, opts);
+                let done = staged.await?.done().await.map_err(ApiError)?;
+                core.uploads.created_whole(new.length, done)
+            }
+            None => {
+                blocking(move || {
+                    let up = core.files.upload_of(&bytes)?;
+                    core.uploads.create_whole(&who2, space, new, up)
+                })
+                .await?
+            }
+        };
         (created, None)
     } else {
         let created = blocking(move || core.uploads.create(&who2, space, new)).await?;
