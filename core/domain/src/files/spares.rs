@@ -39,6 +39,9 @@ struct Shared {
 #[derive(Default)]
 struct State {
     files: Vec<File>,
+    /// Somebody asked for a file: until then nothing is created (a process that never receives
+    /// an upload, such as `hearth user add`, allocates no inodes for nothing).
+    wanted: bool,
     stop: bool,
 }
 
@@ -57,9 +60,11 @@ impl Spares {
         })
     }
 
-    /// A fresh unnamed file, if one is ready (never waits for the file system).
+    /// A fresh unnamed file, if one is ready (never waits for the file system). The first call
+    /// starts the stock.
     pub(crate) fn take(&self) -> Option<File> {
         let mut s = self.shared.lock();
+        s.wanted = true;
         let file = s.files.pop();
         if s.files.len() < LOW {
             self.shared.cv.notify_one();
@@ -91,11 +96,11 @@ impl Drop for Spares {
     }
 }
 
-/// The helper: waits until the stock runs low, then creates files up to [`KEEP`].
+/// The helper: waits until the stock is wanted and runs low, then creates files up to [`KEEP`].
 fn refill(shared: &Shared, tmp_dir: &std::path::Path) {
     let mut s = shared.lock();
     loop {
-        while !s.stop && s.files.len() >= LOW {
+        while !s.stop && (!s.wanted || s.files.len() >= LOW) {
             s = shared.cv.wait(s).unwrap_or_else(PoisonError::into_inner);
         }
         if s.stop {
@@ -147,6 +152,9 @@ mod tests {
     fn the_stock_is_filled_and_topped_up_after_takes() {
         let dir = tempfile::tempdir().unwrap();
         let spares = Spares::start(dir.path().to_path_buf()).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(spares.ready(), 0, "nothing is created before it is wanted");
+        assert!(spares.take().is_none(), "the first take starts the stock");
         wait_for(|| spares.ready() == KEEP);
         let mut taken = Vec::new();
         for _ in 0..=KEEP - LOW {
@@ -168,8 +176,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let gone = dir.path().join("missing");
         let spares = Spares::start(gone).unwrap();
+        assert!(spares.take().is_none());
+        // The helper fails to create any and waits before it tries again.
         std::thread::sleep(Duration::from_millis(20));
         assert!(spares.take().is_none());
+        assert_eq!(spares.ready(), 0);
         // Dropping stops the helper while it waits out a failure.
         drop(spares);
     }
