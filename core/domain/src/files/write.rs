@@ -88,6 +88,17 @@ pub const SMALL_UPLOAD: usize = 64 << 10;
 const SYNC_ALONE_AFTER: u64 = 4 << 20;
 
 impl Upload {
+    /// An empty upload into `file`, writing through a buffer of `buffer` bytes.
+    fn fresh(file: File, staging: Staging, buffer: usize) -> Self {
+        Upload {
+            staging,
+            file: std::io::BufWriter::with_capacity(buffer, file),
+            hashes: Hashes::default(),
+            placed: false,
+            writeback: None,
+        }
+    }
+
     /// Appends bytes.
     pub fn write(&mut self, data: &[u8]) -> Result<(), CoreError> {
         self.file
@@ -338,13 +349,8 @@ impl FileStore {
     /// rclone compare MD5, the desktop clients SHA-1), as oCIS does after an upload.
     pub(crate) fn begin_upload_impl(&self) -> Result<Upload, CoreError> {
         let (file, staging) = staging::create(&self.tmp_dir, self.unnamed_tmp)?;
-        Ok(Upload {
-            staging,
-            file: std::io::BufWriter::with_capacity(1 << 20, file),
-            hashes: Hashes::default(),
-            placed: false,
-            writeback: None,
-        })
+        // Buffered: network chunks are small, write(2) calls should not be.
+        Ok(Upload::fresh(file, staging, 1 << 20))
     }
 
     /// An upload whose hashes start from `hashes`: what is written to it is hashed on top of
@@ -380,13 +386,7 @@ impl FileStore {
 
     /// An upload of `data` written straight into `file` (one write(2), no buffer).
     fn whole(file: File, staging: Staging, data: &[u8]) -> Result<Upload, CoreError> {
-        let mut up = Upload {
-            staging,
-            file: std::io::BufWriter::with_capacity(0, file),
-            hashes: Hashes::default(),
-            placed: false,
-            writeback: None,
-        };
+        let mut up = Upload::fresh(file, staging, 0);
         up.write(data)?;
         Ok(up)
     }
